@@ -1,0 +1,1 @@
+//! Lucent transparency log server.

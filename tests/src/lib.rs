@@ -1,0 +1,1 @@
+//! Helpers for Lucent's end-to-end tests: starting real processes on loopback sockets.

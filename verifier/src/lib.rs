@@ -1,0 +1,1 @@
+//! Lucent's verification core.
