@@ -1,1 +1,4 @@
 //! Lucent's verification core.
+
+// --- attestation (issue 4) modules ---
+// --- end attestation ---
