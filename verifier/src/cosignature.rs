@@ -146,10 +146,7 @@ impl fmt::Debug for WitnessSigner {
 
 impl WitnessSigner {
     /// Makes a fresh witness key.
-    pub fn generate<R: CryptoRngCore + ?Sized>(
-        rng: &mut R,
-        name: &str,
-    ) -> Result<Self, KeyError> {
+    pub fn generate<R: CryptoRngCore + ?Sized>(rng: &mut R, name: &str) -> Result<Self, KeyError> {
         Self::from_seed(name, &SigningKey::generate(rng).to_bytes())
     }
 

@@ -44,7 +44,11 @@ pub struct SplitView {
 impl fmt::Display for SplitView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "split view: {}", self.reason)?;
-        writeln!(f, "stored checkpoint:\n{}", String::from_utf8_lossy(&self.stored))?;
+        writeln!(
+            f,
+            "stored checkpoint:\n{}",
+            String::from_utf8_lossy(&self.stored)
+        )?;
         writeln!(f, "new checkpoint:\n{}", String::from_utf8_lossy(&self.new))?;
         if let Some(p) = &self.proof {
             writeln!(f, "consistency proof {} -> {}:", p.old, p.new)?;

@@ -10,7 +10,8 @@
 //! - [`checkpoint`]: C2SP `tlog-checkpoint` parsing, signing and verification;
 //! - [`cosignature`]: C2SP `tlog-cosignature` (`cosignature/v1`) and k-of-n witness policies;
 //! - [`statement`]: Lucent's `release`, `keyconfig` and `revoke` log entries;
-//! - [`last_seen`]: consistency of a new checkpoint with the last one seen (split views).
+//! - [`last_seen`]: consistency of a new checkpoint with the last one seen (split views);
+//! - [`tlog_proof`]: C2SP `tlog-proof`, the offline proof that an entry is logged.
 //!
 //! What it does not do: fetch anything, store anything, or keep time.
 //!
@@ -50,6 +51,7 @@ pub mod last_seen;
 pub mod merkle;
 pub mod note;
 pub mod statement;
+pub mod tlog_proof;
 
 // --- attestation (issue 4) modules ---
 // --- end attestation ---

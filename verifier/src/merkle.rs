@@ -353,7 +353,8 @@ impl MemoryTree {
     /// The current root.
     pub fn root(&self) -> Hash {
         // A tree can always hash itself; `root_at(self.size)` cannot be out of range.
-        self.root_at(self.size).unwrap_or_else(|_| Hash::empty_tree())
+        self.root_at(self.size)
+            .unwrap_or_else(|_| Hash::empty_tree())
     }
 
     /// Proof that leaf `index` is in the tree of the first `size` leaves.
@@ -416,11 +417,19 @@ mod tests {
         for size in 1..=70 {
             for index in 0..size {
                 let p = tree.prove_inclusion(index, size).expect("in range");
-                assert_eq!(p.hashes.len(), inclusion_proof_len(index, size), "{index}/{size}");
+                assert_eq!(
+                    p.hashes.len(),
+                    inclusion_proof_len(index, size),
+                    "{index}/{size}"
+                );
             }
             for old in 1..size {
                 let p = tree.prove_consistency(old, size).expect("in range");
-                assert_eq!(p.hashes.len(), consistency_proof_len(old, size), "{old}->{size}");
+                assert_eq!(
+                    p.hashes.len(),
+                    consistency_proof_len(old, size),
+                    "{old}->{size}"
+                );
             }
         }
     }

@@ -338,10 +338,7 @@ impl fmt::Debug for NoteSigner {
 
 impl NoteSigner {
     /// Makes a fresh key for `name`.
-    pub fn generate<R: CryptoRngCore + ?Sized>(
-        rng: &mut R,
-        name: &str,
-    ) -> Result<Self, KeyError> {
+    pub fn generate<R: CryptoRngCore + ?Sized>(rng: &mut R, name: &str) -> Result<Self, KeyError> {
         if !signed_note::is_key_name_valid(name) {
             return Err(KeyError::Format);
         }

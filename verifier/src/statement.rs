@@ -260,6 +260,9 @@ pub struct Revoke {
 }
 
 /// Any statement.
+// A release is a few hundred bytes and statements are parsed one at a time; boxing it would
+// only add an allocation and noise at every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Statement {
     /// `lucent/release/v1`.
@@ -511,9 +514,8 @@ fn decode_hex(key: &'static str, v: &str, len: Option<usize>) -> Result<Vec<u8>,
 }
 
 fn parse_decimal(key: &'static str, v: &str) -> Result<u64, StatementError> {
-    let canonical = !v.is_empty()
-        && v.bytes().all(|b| b.is_ascii_digit())
-        && (v == "0" || !v.starts_with('0'));
+    let canonical =
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && (v == "0" || !v.starts_with('0'));
     if !canonical {
         return Err(StatementError::BadValue {
             key,
