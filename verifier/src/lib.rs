@@ -11,9 +11,18 @@
 //! - [`cosignature`]: C2SP `tlog-cosignature` (`cosignature/v1`) and k-of-n witness policies;
 //! - [`statement`]: Lucent's `release`, `keyconfig` and `revoke` log entries;
 //! - [`last_seen`]: consistency of a new checkpoint with the last one seen (split views);
-//! - [`tlog_proof`]: C2SP `tlog-proof`, the offline proof that an entry is logged.
+//! - [`tlog_proof`]: C2SP `tlog-proof`, the offline proof that an entry is logged;
+//! - [`snp`] and [`tdx`]: AMD SEV-SNP reports and Intel TDX quotes checked against the pinned
+//!   vendor roots, certificate validity at `now`, and a strict typed policy per platform;
+//! - [`binding`]: the `report_data` that binds a CVM's HPKE key config (and a nonce) to its
+//!   evidence;
+//! - [`bundle`]: the attestation bundle a CVM hands out, and `verify_bundle`, which performs
+//!   every step of a client's check in one call;
+//! - [`simulated`]: a simulated SEV-SNP TEE for running the system without hardware, trusted
+//!   only through `dangerous_trust_simulated_root`.
 //!
-//! What it does not do: fetch anything, store anything, or keep time.
+//! What it does not do: fetch anything (evidence collateral and CRLs are passed in), store
+//! anything, or keep time.
 //!
 //! ```
 //! use lucent_verifier::checkpoint::{verify_witnessed, Checkpoint, LogKey};
@@ -54,4 +63,9 @@ pub mod statement;
 pub mod tlog_proof;
 
 // --- attestation (issue 4) modules ---
+pub mod binding;
+pub mod bundle;
+pub mod simulated;
+pub mod snp;
+pub mod tdx;
 // --- end attestation ---
