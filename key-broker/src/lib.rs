@@ -1,5 +1,49 @@
 //! Lucent key broker: releases the model-weights key only to confidential VMs whose
-//! attestation bundle verifies (with `lucent-verifier`) against a logged release.
+//! attestation bundle verifies, with [`lucent_verifier::bundle::verify_bundle`], against a
+//! release in the transparency log (DESIGN.md flow 4).
 //!
-//! Not yet implemented: this crate is a placeholder that later work fills (see the
-//! key-release issue). It holds no logic of its own so far.
+//! What it does:
+//! - issues single-use nonces with a short lifetime ([`nonce`]); a CVM binds one into its
+//!   evidence's `report_data` ([`lucent_verifier::binding`]), so evidence cannot be
+//!   replayed, and a stale, unknown or reused nonce is refused with its own error;
+//! - verifies the CVM's bundle (checkpoint signature, witness quorum, consistency with the
+//!   broker's last seen checkpoint, inclusion of the release, operator signature, expiry and
+//!   revocation, evidence chain and policy, measurement, key and nonce binding) ([`broker`]);
+//! - keeps its last seen checkpoint in one file, replaced only after a successful
+//!   verification ([`state`]);
+//! - seals the weights key to the CVM's attested HPKE key config with RFC 9458 framing
+//!   under labels of its own ([`broker::KEY_RELEASE_LABELS`]); only the CVM holding the
+//!   private key can open it ([`broker::open_sealed_key`]);
+//! - encrypts the weights at rest in a chunked AEAD format that is decrypted in memory inside
+//!   the CVM ([`weights`]).
+//!
+//! What it does not do: fetch anything (the CVM brings the consistency proof from the
+//! broker's last seen size, which the nonce answer tells it), or keep any state but the
+//! checkpoint.
+//!
+//! HTTP ([`api`]): `POST /v1/nonce`, `POST /v1/key`; errors are
+//! `{"error": code, "message": text}` from one `IntoResponse` ([`error::BrokerError`]).
+//!
+//! ```
+//! use lucent_key_broker::weights::{decrypt, encrypt, WeightsKey, DEFAULT_CHUNK_SIZE};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = WeightsKey::generate(&mut rand_core::OsRng);
+//! let mut file = Vec::new();
+//! encrypt(&key, DEFAULT_CHUNK_SIZE, &b"model weights"[..], &mut file, &mut rand_core::OsRng)?;
+//! assert_eq!(&decrypt(&key, &file)?[..], b"model weights");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod nonce;
+pub mod state;
+pub mod weights;
+
+pub use api::{app, run};
+pub use broker::{Broker, BrokerConfig};
+pub use error::BrokerError;

@@ -19,10 +19,14 @@
 //! - [`bundle`]: the attestation bundle a CVM hands out, and `verify_bundle`, which performs
 //!   every step of a client's check in one call;
 //! - [`simulated`]: a simulated SEV-SNP TEE for running the system without hardware, trusted
-//!   only through `dangerous_trust_simulated_root`.
+//!   only through `dangerous_trust_simulated_root`;
+//! - [`encapsulation`]: RFC 9458 request encapsulation and response sealing on HPKE;
+//! - [`witness_protocol`]: C2SP `tlog-witness` requests and answers.
 //!
 //! What it does not do: fetch anything (evidence collateral and CRLs are passed in), store
-//! anything, or keep time.
+//! anything, or keep time. The one exception is opt-in: with the `client` feature, `client`
+//! is the HTTP client an app embeds (fetch a bundle, verify it with the checks above, keep the
+//! last seen checkpoint in a file, seal requests only to a verified CVM).
 //!
 //! ```
 //! use lucent_verifier::checkpoint::{verify_witnessed, Checkpoint, LogKey};
@@ -55,12 +59,16 @@
 //! ```
 
 pub mod checkpoint;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod cosignature;
+pub mod encapsulation;
 pub mod last_seen;
 pub mod merkle;
 pub mod note;
 pub mod statement;
 pub mod tlog_proof;
+pub mod witness_protocol;
 
 // --- attestation (issue 4) modules ---
 pub mod binding;

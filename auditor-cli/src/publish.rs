@@ -1,0 +1,287 @@
+//! `keygen` and `publish`: operator and witness keys; building, signing and submitting
+//! `release`, `keyconfig` and `revoke` statements; and checking the log's answer (its
+//! inclusion proof under a checkpoint signed by the log key) when asked to wait.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
+use lucent_verifier::checkpoint::{verify_checkpoint, LogKey};
+use lucent_verifier::cosignature::WitnessSigner;
+use lucent_verifier::merkle::{InclusionProof, LeafHash};
+use lucent_verifier::note::NoteSigner;
+use lucent_verifier::statement::{
+    parse_unverified, KeyConfig, Measurement, Platform, Release, Revoke, Statement,
+};
+use serde_json::json;
+
+use crate::audit::Report;
+use crate::fetch::LogClient;
+use crate::measure::{self, MeasureInputs};
+use crate::{witness, AuditError};
+
+/// Writes a new private key file with mode 0600; refuses to overwrite one.
+pub fn write_private(path: &Path, text: &str) -> Result<(), AuditError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| AuditError::io(path, e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| AuditError::io(path, e))
+}
+
+/// Makes an operator (statement-signing) key; returns its verifier key text.
+pub fn keygen_operator(name: &str, out: &Path) -> Result<String, AuditError> {
+    let signer =
+        NoteSigner::generate(&mut rand_core::OsRng, name).map_err(|source| AuditError::Key {
+            what: format!("name {name:?}"),
+            source,
+        })?;
+    write_private(out, &format!("{}\n", signer.to_private_string()))?;
+    Ok(signer.verifier_key().to_string())
+}
+
+/// Makes a witness (`cosignature/v1`) key; returns its verifier key text.
+pub fn keygen_witness(name: &str, out: &Path) -> Result<String, AuditError> {
+    let signer =
+        WitnessSigner::generate(&mut rand_core::OsRng, name).map_err(|source| AuditError::Key {
+            what: format!("name {name:?}"),
+            source,
+        })?;
+    write_private(out, &witness::key_file_text(&signer))?;
+    Ok(signer.witness_key().as_str().to_owned())
+}
+
+/// Reads an operator private key file.
+pub fn load_operator_key(path: &Path) -> Result<NoteSigner, AuditError> {
+    let text = std::fs::read_to_string(path).map_err(|e| AuditError::io(path, e))?;
+    NoteSigner::parse(text.trim()).map_err(|source| AuditError::Key {
+        what: path.display().to_string(),
+        source,
+    })
+}
+
+fn hex_bytes(what: &'static str, s: &str) -> Result<Vec<u8>, AuditError> {
+    hex::decode(s).map_err(|_| AuditError::Usage(format!("{what}: {s:?} is not hex")))
+}
+
+fn hex32(what: &'static str, s: &str) -> Result<[u8; 32], AuditError> {
+    hex_bytes(what, s)?
+        .try_into()
+        .map_err(|_| AuditError::Usage(format!("{what}: want 32 bytes of hex")))
+}
+
+fn platform(s: &str) -> Result<Platform, AuditError> {
+    match s {
+        "sev-snp" => Ok(Platform::SevSnp),
+        "tdx" => Ok(Platform::Tdx),
+        _ => Err(AuditError::Usage(format!(
+            "platform {s:?}: want sev-snp or tdx"
+        ))),
+    }
+}
+
+fn measurement(p: Platform, hex: &str) -> Result<Measurement, AuditError> {
+    Measurement::new(p, &hex_bytes("measurement", hex)?).map_err(|source| AuditError::Statement {
+        index: None,
+        source,
+    })
+}
+
+/// What a release is built from.
+#[derive(Debug, Clone)]
+pub struct ReleaseInput {
+    /// `sev-snp` or `tdx`.
+    pub platform: String,
+    /// The measurement (hex); for SEV-SNP it is computed from the artifacts and, when
+    /// given, must match.
+    pub measurement: Option<String>,
+    /// Artifacts and VM shape (for SEV-SNP also the measurement inputs).
+    pub artifacts: MeasureInputs,
+    /// Release version.
+    pub version: String,
+    /// Source repository URL.
+    pub source: String,
+    /// Source commit (hex).
+    pub commit: String,
+    /// Model weights digest (hex, 32 bytes).
+    pub model: String,
+    /// Minimum TCB (hex).
+    pub min_tcb: String,
+    /// Not valid after (Unix seconds).
+    pub not_after: u64,
+}
+
+/// Builds a release statement, computing the SEV-SNP measurement from the artifacts.
+pub fn build_release(r: &ReleaseInput) -> Result<Statement, AuditError> {
+    let p = platform(&r.platform)?;
+    let a = &r.artifacts;
+    let (m, digests) = match p {
+        Platform::SevSnp => {
+            let measured = measure::measure(a)?;
+            let computed = hex::encode(measured.measurement);
+            if let Some(given) = &r.measurement {
+                if given.to_ascii_lowercase() != computed {
+                    return Err(AuditError::MeasurementMismatch(format!(
+                        "--measurement {given} but the artifacts measure {computed}"
+                    )));
+                }
+            }
+            let d = (
+                measured.firmware,
+                measured.kernel,
+                measured.initrd,
+                measured.cmdline,
+            );
+            (measurement(p, &computed)?, d)
+        }
+        Platform::Tdx => {
+            let given = r
+                .measurement
+                .as_deref()
+                .ok_or_else(|| AuditError::Usage("a TDX release needs --measurement".into()))?;
+            let file = |p: Option<&std::path::PathBuf>| -> Result<[u8; 32], AuditError> {
+                use sha2::{Digest as _, Sha256};
+                let data = match p {
+                    Some(p) => std::fs::read(p).map_err(|e| AuditError::io(p, e))?,
+                    None => Vec::new(),
+                };
+                Ok(Sha256::digest(&data).into())
+            };
+            let d = (
+                file(Some(&a.ovmf))?,
+                file(a.kernel.as_ref())?,
+                file(a.initrd.as_ref())?,
+                measure::cmdline_digest(a.append.as_deref()),
+            );
+            (measurement(p, given)?, d)
+        }
+    };
+    Ok(Statement::Release(Release {
+        measurement: m,
+        version: r.version.clone(),
+        source: r.source.clone(),
+        commit: hex_bytes("commit", &r.commit)?,
+        firmware: digests.0,
+        kernel: digests.1,
+        initrd: digests.2,
+        cmdline: digests.3,
+        vcpus: a.vcpus,
+        vcpu_type: a.vcpu_type.clone(),
+        guest_features: a.guest_features,
+        vmm_type: a.vmm_type.clone(),
+        model: hex32("model", &r.model)?,
+        min_tcb: hex_bytes("min-tcb", &r.min_tcb)?,
+        not_after: r.not_after,
+    }))
+}
+
+/// Builds a key config statement.
+pub fn build_keyconfig(key_id: u8, config: Vec<u8>, not_before: u64, not_after: u64) -> Statement {
+    Statement::KeyConfig(KeyConfig {
+        key_id,
+        config,
+        not_before,
+        not_after,
+    })
+}
+
+/// Builds a revocation statement.
+pub fn build_revoke(platform_name: &str, m: &str, reason: &str) -> Result<Statement, AuditError> {
+    let p = platform(platform_name)?;
+    Ok(Statement::Revoke(Revoke {
+        measurement: measurement(p, m)?,
+        reason: reason.to_owned(),
+    }))
+}
+
+/// Signs a statement (checked by parsing it back).
+pub fn sign(st: &Statement, key: &NoteSigner) -> Result<Vec<u8>, AuditError> {
+    st.sign(key).map_err(|source| AuditError::Statement {
+        index: None,
+        source,
+    })
+}
+
+/// Submits a signed statement; with `wait`, checks the returned inclusion proof under a
+/// checkpoint signed by `log` (when given).
+pub async fn submit(
+    client: &LogClient,
+    note: &[u8],
+    wait: u64,
+    log: Option<&LogKey>,
+) -> Result<Report, AuditError> {
+    parse_unverified(note).map_err(|source| AuditError::Statement {
+        index: None,
+        source,
+    })?;
+    let leaf = LeafHash::of_entry(note);
+    let (status, v) = client.submit(note, wait).await?;
+    let url = client.url("v1/statements");
+    if status == 409 && v["error"] == "already_logged" {
+        let json = json!({"ok": true, "already_logged": true, "index": v["index"], "leaf_hash": leaf.to_string()});
+        let human = format!("already logged at index {} (leaf {leaf})\n", v["index"]);
+        return Ok(Report::ok(json, human));
+    }
+    if !(200..300).contains(&status) {
+        return Err(AuditError::Http {
+            url,
+            status,
+            body: v.to_string(),
+        });
+    }
+    let index = v["index"].as_u64().ok_or_else(|| AuditError::Fetch {
+        url: url.clone(),
+        why: format!("answer has no index: {v}"),
+    })?;
+    let mut human = format!("submitted: index {index}, leaf {leaf}\n");
+    let mut verified = false;
+    if let (Some(cp), Some(hashes), Some(size)) = (
+        v["checkpoint"].as_str(),
+        v["inclusion_proof"].as_array(),
+        v["tree_size"].as_u64(),
+    ) {
+        if let Some(log) = log {
+            let signed = verify_checkpoint(cp.as_bytes(), log)?;
+            let raw: Vec<Vec<u8>> = hashes
+                .iter()
+                .map(|h| {
+                    h.as_str()
+                        .and_then(|s| BASE64.decode(s).ok())
+                        .unwrap_or_default()
+                })
+                .collect();
+            let refs: Vec<&[u8]> = raw.iter().map(Vec::as_slice).collect();
+            let proof = InclusionProof::from_raw(index, size, &refs)?;
+            if signed.checkpoint.size.0 != size {
+                return Err(AuditError::NotIncluded {
+                    what: format!("leaf {leaf}"),
+                    why: format!(
+                        "proof is for size {size}, checkpoint is {}",
+                        signed.checkpoint.size
+                    ),
+                });
+            }
+            proof.verify(&leaf, &signed.checkpoint.root)?;
+            verified = true;
+            human.push_str(&format!(
+                "  included under the log-signed checkpoint of size {size} (root {}): proof verified\n",
+                signed.checkpoint.root
+            ));
+        } else {
+            human.push_str("  included (proof not checked: no --log-key given)\n");
+        }
+    } else if wait > 0 {
+        human.push_str("  not yet covered by a published checkpoint\n");
+    }
+    let json = json!({
+        "ok": true, "index": index, "leaf_hash": leaf.to_string(), "status": status,
+        "inclusion_verified": verified, "log_answer": v,
+    });
+    Ok(Report::ok(json, human))
+}

@@ -1,0 +1,216 @@
+//! The broker's decision, without HTTP: consume the nonce, verify the bundle with the
+//! broker's trust and policy (nonce bound), advance the last seen checkpoint, seal the key.
+
+use std::sync::{Arc, Mutex};
+
+use lucent_verifier::bundle::{verify_bundle, Bundle, BundlePolicy, BundleTrust, LastSeen};
+use lucent_verifier::checkpoint::SignedCheckpoint;
+use lucent_verifier::encapsulation::{
+    open_request_with, seal_request_with, KeyConfig, KeyPair, MediaLabels,
+};
+use lucent_verifier::last_seen::Update;
+use lucent_verifier::merkle::ConsistencyProof;
+
+use crate::error::BrokerError;
+use crate::nonce::{Nonce, NonceStore};
+use crate::state::{StateError, StateFile};
+use crate::weights::WeightsKey;
+
+/// Labels of the key-release encapsulation: RFC 9458 request framing (HPKE base mode,
+/// X25519-HKDF-SHA256) with labels of its own, so a sealed key can never be taken for a
+/// client request or response, nor the reverse.
+pub const KEY_RELEASE_LABELS: MediaLabels = MediaLabels {
+    request: b"lucent/key-release",
+    response: b"lucent/key-release response",
+};
+
+/// The current time in Unix seconds; injected so tests control it.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+/// What the broker trusts and holds.
+pub struct BrokerConfig {
+    /// Log key, witnesses, operators, vendor roots, revocations.
+    pub trust: BundleTrust,
+    /// Evidence policy (its `nonce` is replaced by each request's).
+    pub policy: BundlePolicy,
+    /// Nonce lifetime, seconds.
+    pub nonce_ttl_secs: u64,
+    /// Where the last seen checkpoint is kept.
+    pub state_file: StateFile,
+    /// The model-weights key to release.
+    pub weights_key: WeightsKey,
+}
+
+/// A fresh nonce for a CVM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceGrant {
+    /// The nonce to bind in `report_data`.
+    pub nonce: Nonce,
+    /// Its expiry (Unix seconds).
+    pub expires_at: u64,
+    /// Size of the broker's last seen checkpoint: the CVM sends a consistency proof from
+    /// it to its bundle's checkpoint (none needed when absent or equal).
+    pub last_seen_size: Option<u64>,
+}
+
+/// A CVM's key request, decoded.
+#[derive(Debug, Clone)]
+pub struct KeyRequest {
+    /// The broker nonce bound in the evidence.
+    pub nonce: Vec<u8>,
+    /// The CVM's attestation bundle.
+    pub bundle: Bundle,
+    /// Consistency proof from the broker's last seen size to the bundle's checkpoint.
+    pub consistency: Option<ConsistencyProof>,
+}
+
+/// A released key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRelease {
+    /// The weights key, RFC 9458-encapsulated to the CVM's key config under
+    /// [`KEY_RELEASE_LABELS`].
+    pub sealed_key: Vec<u8>,
+    /// The CVM key id it is sealed to.
+    pub key_id: u8,
+    /// The release that matched.
+    pub release_version: String,
+    /// Its measurement (hex).
+    pub measurement: String,
+    /// Its index in the log.
+    pub release_index: u64,
+    /// Size of the checkpoint it was verified under.
+    pub checkpoint_size: u64,
+}
+
+/// The key broker.
+pub struct Broker {
+    trust: BundleTrust,
+    policy: BundlePolicy,
+    state_file: StateFile,
+    weights_key: WeightsKey,
+    nonces: Mutex<NonceStore>,
+    last_seen: Mutex<Option<SignedCheckpoint>>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("state_file", &self.state_file)
+            .finish_non_exhaustive()
+    }
+}
+
+fn poisoned() -> BrokerError {
+    BrokerError::Internal("a broker lock was poisoned".into())
+}
+
+impl Broker {
+    /// A broker; loads and re-verifies the last seen checkpoint.
+    pub fn new(config: BrokerConfig, clock: Clock) -> Result<Self, StateError> {
+        let last_seen = config.state_file.load(&config.trust.log)?;
+        Ok(Broker {
+            trust: config.trust,
+            policy: config.policy,
+            state_file: config.state_file,
+            weights_key: config.weights_key,
+            nonces: Mutex::new(NonceStore::new(config.nonce_ttl_secs)),
+            last_seen: Mutex::new(last_seen),
+            clock,
+        })
+    }
+
+    /// Size of the last seen checkpoint.
+    pub fn last_seen_size(&self) -> Result<Option<u64>, BrokerError> {
+        let guard = self.last_seen.lock().map_err(|_| poisoned())?;
+        Ok(guard.as_ref().map(|c| c.checkpoint.size.0))
+    }
+
+    /// Issues a nonce.
+    pub fn issue_nonce(&self) -> Result<NonceGrant, BrokerError> {
+        let now = (self.clock)();
+        let (nonce, expires_at) = self
+            .nonces
+            .lock()
+            .map_err(|_| poisoned())?
+            .issue(&mut rand_core::OsRng, now)?;
+        Ok(NonceGrant {
+            nonce,
+            expires_at,
+            last_seen_size: self.last_seen_size()?,
+        })
+    }
+
+    /// Consumes the nonce, verifies the bundle, advances the last seen checkpoint and seals
+    /// the weights key to the CVM's key config.
+    pub fn release_key(&self, req: &KeyRequest) -> Result<KeyRelease, BrokerError> {
+        let config = KeyConfig::parse(&req.bundle.key_config).map_err(BrokerError::BadKeyConfig)?;
+        let aead = config.preferred().map_err(BrokerError::BadKeyConfig)?;
+        let now = (self.clock)();
+        self.nonces
+            .lock()
+            .map_err(|_| poisoned())?
+            .consume(&req.nonce, now)?;
+
+        let policy = BundlePolicy {
+            nonce: Some(req.nonce.clone()),
+            ..self.policy.clone()
+        };
+        // Held across verification and storing, so two releases cannot race the update.
+        let mut last_seen = self.last_seen.lock().map_err(|_| poisoned())?;
+        let verdict = verify_bundle(
+            &req.bundle,
+            &self.trust,
+            &policy,
+            last_seen.as_ref().map(|checkpoint| LastSeen {
+                checkpoint,
+                proof: req.consistency.as_ref(),
+            }),
+            now,
+        )?;
+        if verdict.update != Update::Unchanged {
+            self.state_file.store(&verdict.checkpoint.signed.note)?;
+            *last_seen = Some(verdict.checkpoint.signed.clone());
+        }
+        drop(last_seen);
+
+        let (sealed_key, _) = seal_request_with(
+            &config,
+            aead,
+            &KEY_RELEASE_LABELS,
+            self.weights_key.as_bytes(),
+            &mut rand_core::OsRng,
+        )
+        .map_err(BrokerError::Seal)?;
+        Ok(KeyRelease {
+            sealed_key,
+            key_id: config.key_id,
+            release_version: verdict.release.version.clone(),
+            measurement: verdict.release.measurement.to_hex(),
+            release_index: verdict.release_index,
+            checkpoint_size: verdict.checkpoint.checkpoint().size.0,
+        })
+    }
+}
+
+/// Inside the CVM: opens a sealed weights key with the key pair whose config was attested.
+pub fn open_sealed_key(keypair: &KeyPair, sealed: &[u8]) -> Result<WeightsKey, BrokerError> {
+    let (plain, _) =
+        open_request_with(keypair, &KEY_RELEASE_LABELS, sealed).map_err(BrokerError::SealedKey)?;
+    WeightsKey::from_bytes(&plain).map_err(|_| {
+        BrokerError::Internal(format!(
+            "sealed key is {} bytes, not a weights key",
+            plain.len()
+        ))
+    })
+}
