@@ -84,6 +84,7 @@ impl CheckedCheckpoint {
             Update::First => ("first", None),
             Update::Unchanged => ("unchanged", None),
             Update::Advanced { from, .. } => ("advanced", Some(from.0)),
+            Update::Behind { seen, .. } => ("behind", Some(seen.0)),
         };
         json!({
             "ok": true,
@@ -107,6 +108,9 @@ impl CheckedCheckpoint {
             Update::Unchanged => "unchanged since last check".to_owned(),
             Update::Advanced { from, to } => {
                 format!("consistent with the last seen size {from} -> {to}")
+            }
+            Update::Behind { size, seen } => {
+                format!("older than the last seen size {seen}, and a prefix of it ({size})")
             }
         };
         let witnesses: Vec<String> = self

@@ -11,7 +11,6 @@ use lucent_verifier::bundle::{
     verify_bundle, Bundle, BundlePolicy, BundleStep, BundleTrust, EvidenceVerdict, LastSeen,
 };
 use lucent_verifier::checkpoint::verify_checkpoint;
-use lucent_verifier::last_seen::Update;
 use serde_json::{json, Value};
 
 use crate::audit::Report;
@@ -77,7 +76,8 @@ pub async fn verify(
         Some(src) => src.state.last_seen(&trust.log)?,
         None => None,
     };
-    // A proof from the last seen size to the bundle's, when both are known and differ.
+    // A proof between the last seen size and the bundle's, when both are known and differ:
+    // up from the last seen one, or, for an older bundle, from it up to the last seen one.
     let mut proof = None;
     if let (Some(src), Some(old)) = (&last_seen, &stored) {
         if let (Some(client), Ok(new)) =
@@ -86,6 +86,8 @@ pub async fn verify(
             let (o, n) = (old.checkpoint.size.0, new.checkpoint.size.0);
             if o > 0 && o < n {
                 proof = Some(fetch::prove_consistency(client, o, n, new.checkpoint.root).await?);
+            } else if n > 0 && n < o {
+                proof = Some(fetch::prove_consistency(client, n, o, old.checkpoint.root).await?);
             }
         }
     }
@@ -115,7 +117,7 @@ pub async fn verify(
     match result {
         Ok(v) => {
             if let Some(src) = &last_seen {
-                if v.update != Update::Unchanged {
+                if v.update.replaces_stored() {
                     src.state.store_last_seen(&v.checkpoint.signed)?;
                 }
             }

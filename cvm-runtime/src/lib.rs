@@ -2,7 +2,58 @@
 //!
 //! It attests, checks that its own release is in the transparency log, receives the
 //! model-weights key from the key broker, answers HPKE-encrypted requests with the model,
-//! and keeps nothing.
+//! and keeps nothing (DESIGN.md flows 3 to 5).
+//!
+//! What it does:
+//! - [`attester`]: hardware evidence for a 64-byte `report_data` from Linux configfs-tsm
+//!   (SEV-SNP, TDX), `/dev/sev-guest`, or the simulated TEE (only with
+//!   `dangerous_simulated_tee`);
+//! - [`boot`]: at start and every `recheck_secs`, a fresh self-check: evidence binding this
+//!   boot's HPKE key config, its release found in the log by measurement, verified with
+//!   `lucent_verifier::bundle::verify_bundle` under the measured configuration's log key,
+//!   witness policy and operators. Anything else leaves it **closed**: no key requested, no
+//!   bundle (so no key config) handed out, and every request answered with a specific error
+//!   naming the measurement and the log size checked ([`error::Closed`]);
+//! - [`key_release`]: the broker's nonce bound in fresh evidence, the sealed weights key
+//!   opened with this boot's private key, the `lucentw1` weights decrypted in memory and
+//!   checked against the release's model digest;
+//! - [`api`]: the HTTP contract clients (`lucent_verifier::client`) use:
+//!   `GET /v1/attestation[?nonce=<base64, 16..=64 bytes>]` → the `lucent/bundle/v1` JSON;
+//!   `POST /v1/summarize` and `POST /v1/suggest` → an RFC 9458 encapsulated request
+//!   (labels `MediaLabels::LUCENT_CVM`) with plaintext `{"text": string, "max_tokens": u32?}`,
+//!   answered with the sealed response, plaintext `{"output": string, "tokens": u32,
+//!   "model_ms": u64}`; errors `{"error": code, "message": text}`;
+//! - statelessness: no disk writes after start-up (the key pair, the weights and every
+//!   request live in memory only), allow-listed log fields (route, status, duration, codes,
+//!   measurement, sizes — never bodies or queries), plaintext and key buffers in
+//!   `Zeroizing`, core dumps disabled ([`hardening`]).
+//!
+//! What it does not do: publish its key config to the log. Logging a `keyconfig` statement
+//! needs an operator signature (DESIGN.md: the operator publishes releases and key configs),
+//! and the runtime holds no operator key; the operator reads the key config from
+//! `/v1/attestation`, which only an open runtime answers, and publishes it.
+//!
+//! The measured configuration (simulated TEE): see [`config`].
+//!
+//! ```
+//! use lucent_cvm_runtime::config::simulated_measurement;
+//! // The simulated TEE's measurement of a configuration file covers its exact bytes.
+//! let a = simulated_measurement(b"log_key = \"a\"");
+//! let b = simulated_measurement(b"log_key = \"b\"");
+//! assert_ne!(a, b);
+//! ```
 
+pub mod api;
+pub mod attester;
+pub mod boot;
+pub mod config;
+pub mod error;
+pub mod hardening;
+pub mod key_release;
 /// The language model (SmolLM2 in burn) behind summaries and writing suggestions.
 pub mod model;
+pub mod runtime;
+pub mod tiny_model;
+
+pub use api::{app, run};
+pub use runtime::Runtime;

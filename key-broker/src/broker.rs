@@ -8,7 +8,6 @@ use lucent_verifier::checkpoint::SignedCheckpoint;
 use lucent_verifier::encapsulation::{
     open_request_with, seal_request_with, KeyConfig, KeyPair, MediaLabels,
 };
-use lucent_verifier::last_seen::Update;
 use lucent_verifier::merkle::ConsistencyProof;
 
 use crate::error::BrokerError;
@@ -178,7 +177,7 @@ impl Broker {
             }),
             now,
         )?;
-        if verdict.update != Update::Unchanged {
+        if verdict.update.replaces_stored() {
             self.state_file.store(&verdict.checkpoint.signed.note)?;
             *last_seen = Some(verdict.checkpoint.signed.clone());
         }

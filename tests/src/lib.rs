@@ -4,3 +4,4 @@
 
 pub mod log_check;
 pub mod log_process;
+pub mod net;

@@ -30,7 +30,8 @@
 //! 1. the checkpoint is signed by the log key ([`crate::checkpoint::verify_checkpoint`]);
 //! 2. the witness quorum cosigned it ([`crate::cosignature::WitnessPolicy::check`]);
 //! 3. it is consistent with the caller's last seen checkpoint
-//!    ([`crate::last_seen::check_update`]);
+//!    ([`crate::last_seen::check_update`], or [`crate::last_seen::check_behind`] for a
+//!    bundle checkpoint older than the last seen one);
 //! 4. the release statement's exact bytes are included under it
 //!    ([`crate::merkle::InclusionProof::verify`]);
 //! 5. the release is signed by an operator ([`crate::statement::verify_statement`]);
@@ -50,7 +51,7 @@ use crate::checkpoint::{
     verify_checkpoint, CheckpointError, LogKey, SignedCheckpoint, WitnessedCheckpoint,
 };
 use crate::cosignature::WitnessPolicy;
-use crate::last_seen::{check_update, LastSeenError, Update};
+use crate::last_seen::{check_behind, check_update, LastSeenError, Update};
 use crate::merkle::{ConsistencyProof, InclusionProof, LeafHash, ProofError};
 use crate::note::NoteVerifierKey;
 use crate::snp::{
@@ -430,13 +431,15 @@ pub struct BundlePolicy {
     pub nonce: Option<Vec<u8>>,
 }
 
-/// The caller's last seen checkpoint, and a consistency proof from it to the bundle's
-/// checkpoint (fetched from the log's tiles; not needed for equal sizes).
+/// The caller's last seen checkpoint, and a consistency proof between it and the bundle's
+/// checkpoint (fetched from the log; not needed for equal sizes).
 #[derive(Clone, Copy, Debug)]
 pub struct LastSeen<'a> {
     /// The stored, previously verified checkpoint.
     pub checkpoint: &'a SignedCheckpoint,
-    /// Consistency proof from its size to the bundle checkpoint's size.
+    /// Consistency proof from the smaller of the two sizes to the larger: from the stored
+    /// size to the bundle's when the bundle is newer, from the bundle's size to the stored
+    /// one when the bundle is older ([`Update::Behind`]; the stored one stays).
     pub proof: Option<&'a ConsistencyProof>,
 }
 
@@ -501,12 +504,12 @@ pub fn verify_bundle(
     };
     checked.push(BundleStep::WitnessQuorum);
 
-    // 3. Consistency with the last seen checkpoint.
-    let update = check_update(
-        last_seen.map(|l| l.checkpoint),
-        &witnessed.signed,
-        last_seen.and_then(|l| l.proof),
-    )
+    // 3. Consistency with the last seen checkpoint (an older bundle checkpoint must be
+    //    proven a prefix of it).
+    let update = match last_seen {
+        Some(l) => check_behind(l.checkpoint, &witnessed.signed, l.proof),
+        None => check_update(None, &witnessed.signed, None),
+    }
     .map_err(BundleError::LastSeen)?;
     checked.push(BundleStep::LastSeenConsistency);
 

@@ -9,17 +9,22 @@
 //! [`Client::attest`] does, in order:
 //! 1. picks a fresh 32-byte nonce and fetches `GET {cvm}/v1/attestation?nonce=…`;
 //! 2. loads the last seen checkpoint from the state file (verified again with the log key:
-//!    the file is not trusted more than the network) and, when the bundle's checkpoint is
-//!    larger, fetches a consistency proof from the log;
+//!    the file is not trusted more than the network) and, when the sizes differ, fetches a
+//!    consistency proof between the two from the log (a CVM's checkpoint may lag behind the
+//!    newest this client has seen: it must then be a prefix of it);
 //! 3. fetches the revocations the log holds for the bundle's measurement, keeping those an
 //!    operator signed;
 //! 4. runs [`verify_bundle`] (checkpoint signature, witness quorum, last seen consistency,
 //!    inclusion, release signature, expiry and revocation, evidence and policy, measurement,
 //!    key and nonce binding);
 //! 5. checks that the CVM's key config is itself logged: an operator-signed `keyconfig`
-//!    statement with exactly these bytes, valid now, included under the checkpoint just
-//!    verified (key consistency: every client is offered the same keys);
-//! 6. replaces the state file (write, sync, rename) with the newly verified checkpoint.
+//!    statement with exactly these bytes, valid now, included under a witnessed checkpoint
+//!    (key consistency: every client is offered the same keys). The operator logs a key
+//!    config after the CVM booted, so this usually needs the log's current checkpoint,
+//!    which is verified (signature, witness quorum) and proven consistent with the newest
+//!    one already trusted;
+//! 6. replaces the state file (write, sync, rename) with the newest verified checkpoint,
+//!    never with an older one.
 //!
 //! HTTP contract with `cvm-runtime`: `GET /v1/attestation[?nonce=<base64>]` answers the
 //! `lucent/bundle/v1` JSON; `POST /v1/summarize` and `POST /v1/suggest` take an RFC 9458
@@ -39,10 +44,11 @@ use crate::bundle::{
     verify_bundle, Bundle, BundleError, BundlePolicy, BundleStep, BundleTrust, BundleVerdict,
     LastSeen, MAX_BUNDLE_BYTES,
 };
-use crate::checkpoint::{verify_checkpoint, CheckpointError, SignedCheckpoint};
+use crate::checkpoint::{verify_checkpoint, verify_witnessed, CheckpointError, SignedCheckpoint};
 use crate::encapsulation::{
     open_response, seal_request, EncapsulationError, KeyConfig as HpkeKeyConfig,
 };
+use crate::last_seen::check_update;
 use crate::merkle::{ConsistencyProof, InclusionProof, LeafHash, ProofError};
 use crate::statement::{parse_unverified, verify_statement, Measurement, Statement};
 
@@ -96,6 +102,14 @@ pub enum ClientError {
         url: String,
         /// The failed step.
         source: BundleError,
+    },
+    /// The log's current checkpoint does not verify (log signature or witness quorum).
+    #[error("log checkpoint {url}: {source}")]
+    Checkpoint {
+        /// Where it came from.
+        url: String,
+        /// Why it was rejected.
+        source: CheckpointError,
     },
     /// The CVM's key config is not logged by an operator, valid now, under the checkpoint.
     #[error("key config {key_id} of {url} is not logged: {reason}")]
@@ -249,6 +263,7 @@ struct WireConsistency {
 #[derive(Deserialize)]
 struct WireInclusion {
     index: u64,
+    #[serde(rename = "tree_size")]
     size: u64,
     hashes: Vec<String>,
 }
@@ -445,15 +460,44 @@ impl Client {
         Ok(revoked)
     }
 
-    /// Checks that `key_config` is logged (operator-signed, valid at `now`) under `cp`.
+    /// The log's current checkpoint, verified (signature and witness quorum) and proven
+    /// consistent with `trusted`; `trusted` itself when the log has not grown.
+    async fn newer_checkpoint(
+        &self,
+        trusted: &SignedCheckpoint,
+    ) -> Result<SignedCheckpoint, ClientError> {
+        let url = self.log("/checkpoint");
+        let note = self.fetch("checkpoint", self.http.get(&url), &url).await?;
+        let latest = verify_witnessed(&note, &self.config.trust.log, &self.config.trust.witnesses)
+            .map_err(|source| ClientError::Checkpoint {
+                url: url.clone(),
+                source,
+            })?
+            .signed;
+        let (old, new) = (trusted.checkpoint.size.0, latest.checkpoint.size.0);
+        let proof = if old > 0 && old < new {
+            Some(self.consistency(old, new).await?)
+        } else {
+            None
+        };
+        check_update(Some(trusted), &latest, proof.as_ref()).map_err(|e| ClientError::Bundle {
+            url,
+            source: BundleError::LastSeen(e),
+        })?;
+        Ok(latest)
+    }
+
+    /// Checks that `key_config` is logged (operator-signed, valid at `now`) under `cp` or,
+    /// when it was logged after `cp`, under the log's current checkpoint. Returns its index
+    /// and the checkpoint it is proven under.
     async fn key_config_logged(
         &self,
         url: &str,
         key_config: &[u8],
         key_id: u8,
-        cp: &SignedCheckpoint,
+        cp: SignedCheckpoint,
         now: u64,
-    ) -> Result<u64, ClientError> {
+    ) -> Result<(u64, SignedCheckpoint), ClientError> {
         let not_logged = |reason: String| ClientError::KeyConfigNotLogged {
             url: url.to_owned(),
             key_id,
@@ -483,9 +527,15 @@ impl Client {
                     e.index, k.not_before, k.not_after
                 )));
             }
+            let cp = if e.index < size {
+                cp
+            } else {
+                self.newer_checkpoint(&cp).await?
+            };
+            let size = cp.checkpoint.size.0;
             if e.index >= size {
                 return Err(not_logged(format!(
-                    "its statement at index {} is not under the verified checkpoint of size {size}",
+                    "its statement at index {} is not under the log's checkpoint of size {size}",
                     e.index
                 )));
             }
@@ -510,7 +560,7 @@ impl Client {
                         e.index
                     ))
                 })?;
-            return Ok(e.index);
+            return Ok((e.index, cp));
         }
         Err(not_logged(if seen_other {
             "the log holds other key configs under this id, not this one".into()
@@ -552,12 +602,17 @@ impl Client {
         timings.verification += t.elapsed();
 
         let t = Instant::now();
+        // A proof between the two sizes, smaller to larger (none for equal sizes).
         let proof = match &stored {
-            Some(old) if old.checkpoint.size.0 < new_cp.checkpoint.size.0 => Some(
-                self.consistency(old.checkpoint.size.0, new_cp.checkpoint.size.0)
-                    .await?,
-            ),
-            _ => None,
+            Some(old) => {
+                let (a, b) = (old.checkpoint.size.0, new_cp.checkpoint.size.0);
+                if a.min(b) > 0 && a != b {
+                    Some(self.consistency(a.min(b), a.max(b)).await?)
+                } else {
+                    None
+                }
+            }
+            None => None,
         };
         let mut trust_revoked = Vec::new();
         if let Some(Statement::Release(r)) = &release {
@@ -587,19 +642,32 @@ impl Client {
         })?;
         timings.verification += t.elapsed();
 
+        // The newest checkpoint trusted so far: the bundle's, or the stored one it lags.
+        let newest = if verdict.update.replaces_stored() {
+            verdict.checkpoint.signed.clone()
+        } else {
+            stored
+                .clone()
+                .unwrap_or_else(|| verdict.checkpoint.signed.clone())
+        };
         let t = Instant::now();
-        let key_config_index = self
+        let (key_config_index, newest) = self
             .key_config_logged(
                 &cvm_url,
                 &verdict.key_config,
                 key_config.key_id,
-                &verdict.checkpoint.signed,
+                newest,
                 now,
             )
             .await?;
         timings.network += t.elapsed();
 
-        self.store_last_seen(&verdict.checkpoint.signed.note)?;
+        let grew = stored
+            .as_ref()
+            .is_none_or(|s| s.checkpoint.size.0 < newest.checkpoint.size.0);
+        if grew {
+            self.store_last_seen(&newest.note)?;
+        }
         Ok(VerifiedCvm {
             url: cvm_url,
             key_config,

@@ -26,6 +26,21 @@ pub enum Update {
         /// New size.
         to: TreeSize,
     },
+    /// Older than the stored one, and proven to be a prefix of it ([`check_behind`]): the
+    /// stored checkpoint stays the last seen one.
+    Behind {
+        /// New (older) size.
+        size: TreeSize,
+        /// Stored size.
+        seen: TreeSize,
+    },
+}
+
+impl Update {
+    /// Whether the new checkpoint should replace the stored one.
+    pub fn replaces_stored(self) -> bool {
+        matches!(self, Update::First | Update::Advanced { .. })
+    }
 }
 
 /// Two checkpoints signed by the same log that cannot describe one append-only log.
@@ -169,6 +184,60 @@ pub fn check_update(
     })
 }
 
+/// Accepts a checkpoint **older** than the stored one when `proof` (from the new, smaller
+/// size to the stored size) shows it is a prefix of the stored one: a reader that talks to
+/// several servers meets checkpoints that lag behind the newest it has seen, and they are
+/// as trustworthy as long as they are consistent with it. The stored checkpoint is kept.
+///
+/// Use this only where an older view is acceptable (a client checking a CVM's bundle); a
+/// witness or monitor must never move backwards, and calls [`check_update`] alone.
+/// Anything that is not older is left to [`check_update`].
+pub fn check_behind(
+    stored: &SignedCheckpoint,
+    new: &SignedCheckpoint,
+    proof: Option<&ConsistencyProof>,
+) -> Result<Update, LastSeenError> {
+    let (old_cp, new_cp) = (&stored.checkpoint, &new.checkpoint);
+    let (seen, size) = (old_cp.size.0, new_cp.size.0);
+    if size >= seen {
+        return check_update(Some(stored), new, proof);
+    }
+    if old_cp.origin != new_cp.origin {
+        return Err(LastSeenError::OriginChanged {
+            stored: old_cp.origin.clone(),
+            new: new_cp.origin.clone(),
+        });
+    }
+    let Some(proof) = proof else {
+        return Err(LastSeenError::Rollback {
+            stored: seen,
+            new: size,
+        });
+    };
+    if proof.old.0 != size || proof.new.0 != seen {
+        return Err(LastSeenError::ProofSizes {
+            proof_old: proof.old.0,
+            proof_new: proof.new.0,
+            want_old: size,
+            want_new: seen,
+        });
+    }
+    if size > 0 {
+        proof.verify(&new_cp.root, &old_cp.root).map_err(|reason| {
+            LastSeenError::SplitView(Box::new(SplitView {
+                stored: stored.note.clone(),
+                new: new.note.clone(),
+                proof: Some(proof.clone()),
+                reason,
+            }))
+        })?;
+    }
+    Ok(Update::Behind {
+        size: new_cp.size,
+        seen: old_cp.size,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -224,6 +293,48 @@ mod tests {
             }
             other => panic!("want split view, got {other:?}"),
         }
+        // Older checkpoints: accepted only with a proof that they prefix the stored one.
+        let back = honest.prove_consistency(6, 10).unwrap();
+        assert_eq!(
+            check_behind(&b, &a, Some(&back)),
+            Ok(Update::Behind {
+                size: TreeSize(6),
+                seen: TreeSize(10)
+            })
+        );
+        assert!(matches!(
+            check_behind(&b, &a, None),
+            Err(LastSeenError::Rollback { stored: 10, new: 6 })
+        ));
+        assert!(matches!(
+            check_behind(&b, &a, Some(&honest.prove_consistency(7, 10).unwrap())),
+            Err(LastSeenError::ProofSizes { .. })
+        ));
+        // The fork's first 6 entries match, so its size-6 prefix is fine; a fork that
+        // differs inside the prefix is a split view.
+        let f6 = signed(&fork, 10, &log);
+        let fback = fork.prove_consistency(6, 10).unwrap();
+        assert!(matches!(
+            check_behind(&f6, &a, Some(&fback)),
+            Ok(Update::Behind { .. })
+        ));
+        let f8 = signed(&fork, 8, &log);
+        let hback = honest.prove_consistency(8, 10).unwrap();
+        assert!(matches!(
+            check_behind(&b, &f8, Some(&hback)),
+            Err(LastSeenError::SplitView(_))
+        ));
+        // Not older: the ordinary rule.
+        assert!(matches!(
+            check_behind(&a, &b, Some(&p)),
+            Ok(Update::Advanced { .. })
+        ));
+        assert!(!Update::Behind {
+            size: TreeSize(6),
+            seen: TreeSize(10)
+        }
+        .replaces_stored());
+
         let a7 = signed(&honest, 7, &log);
         let p7 = fork.prove_consistency(7, 10).unwrap();
         assert!(matches!(

@@ -312,6 +312,48 @@ fn split_view_against_the_last_seen_checkpoint_fails_step_3() {
         matches!(e, BundleError::LastSeen(LastSeenError::Rollback { .. })),
         "{e}"
     );
+    // The same older bundle with a proof that it is a prefix of the larger checkpoint is
+    // accepted, and the larger one stays the last seen one.
+    let back = bigger.prove_consistency(5, 6).unwrap();
+    let v = verify_bundle(
+        &b,
+        &trust,
+        &policy(),
+        Some(LastSeen {
+            checkpoint: &stored6,
+            proof: Some(&back),
+        }),
+        NOW,
+    )
+    .unwrap();
+    assert!(matches!(v.update, Update::Behind { .. }));
+    assert!(!v.update.replaces_stored());
+    // A larger checkpoint of a fork is not a prefix of: split view.
+    let mut fork6 = fork.clone();
+    fork6.push_entry(b"entry 5");
+    let fork6_cp = Checkpoint {
+        origin: "log.lucent.test".into(),
+        size: fork6.size(),
+        root: fork6.root(),
+        extension: String::new(),
+    };
+    let stored_fork6 = verify_checkpoint(&fork6_cp.sign(&w.log).unwrap(), &trust.log).unwrap();
+    let fork_back = fork6.prove_consistency(5, 6).unwrap();
+    let e = verify_bundle(
+        &b,
+        &trust,
+        &policy(),
+        Some(LastSeen {
+            checkpoint: &stored_fork6,
+            proof: Some(&fork_back),
+        }),
+        NOW,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, BundleError::LastSeen(LastSeenError::SplitView(_))),
+        "{e}"
+    );
 
     // The honest history: a size-3 checkpoint of the same tree with a real proof passes.
     let honest = Checkpoint {

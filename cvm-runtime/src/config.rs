@@ -1,0 +1,269 @@
+//! The runtime's configuration file (TOML) and the measured configuration.
+//!
+//! ```toml
+//! listen = "0.0.0.0:8443"
+//! log_url = "https://log.example.com"
+//! log_key = "log.example.com+1234abcd+A..."       # checkpoint verifier key
+//! witnesses = ["witness.example.com+...+..."]     # cosignature/v1 keys
+//! witness_quorum = 1
+//! operators = ["operator.example.com+...+..."]    # release signers
+//! broker_url = "https://broker.example.com"
+//! weights_file = "/models/SmolLM2-135M-Instruct.Q4_1.gguf.lucentw"
+//! attester = "configfs-tsm"                       # or "sev-guest", or "simulated"
+//! tsm_root = "/sys/kernel/config/tsm/report"
+//! recheck_secs = 300
+//! max_body_bytes = 65536
+//! request_timeout_ms = 60000
+//! max_input_tokens = 2048
+//! max_output_tokens = 256
+//! # Only for tests and local devnets: use the simulated SEV-SNP TEE.
+//! dangerous_simulated_tee = false
+//! ```
+//!
+//! # The measured configuration
+//!
+//! The log key, the witness policy and the operator keys decide what this runtime accepts,
+//! so they must be part of what its release measures. On hardware the configuration file is
+//! part of the measured image (initrd or kernel command line), covered by the launch
+//! measurement. With the simulated TEE there is no launch, so the runtime defines its
+//! measurement as
+//!
+//! ```text
+//! SHA-384("lucent/simulated-measurement/v1\0" ‖ the configuration file's exact bytes)
+//! ```
+//!
+//! ([`simulated_measurement`]): a runtime with another log key or witness policy has another
+//! measurement, and so needs another logged release. `dangerous_simulated_measurement`
+//! (hex, 48 bytes) overrides it for tests that need a fixed one.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use lucent_verifier::bundle::{BundlePolicy, BundleTrust};
+use lucent_verifier::checkpoint::LogKey;
+use lucent_verifier::cosignature::{WitnessKey, WitnessPolicy};
+use lucent_verifier::note::NoteVerifierKey;
+use lucent_verifier::snp::SnpTrust;
+use lucent_verifier::tdx::TdxTrust;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha384};
+
+/// Domain label of the simulated measurement.
+pub const SIMULATED_MEASUREMENT_LABEL: &[u8] = b"lucent/simulated-measurement/v1\0";
+
+/// The simulated TEE's measurement of a configuration file's exact bytes.
+pub fn simulated_measurement(config_bytes: &[u8]) -> [u8; 48] {
+    let mut h = Sha384::new();
+    h.update(SIMULATED_MEASUREMENT_LABEL);
+    h.update(config_bytes);
+    h.finalize().into()
+}
+
+/// Which attester produces evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttesterKind {
+    /// Linux configfs-tsm (SEV-SNP or TDX).
+    ConfigfsTsm,
+    /// `/dev/sev-guest`.
+    SevGuest,
+    /// The simulated SEV-SNP TEE; needs `dangerous_simulated_tee = true`.
+    Simulated,
+}
+
+fn default_tsm_root() -> PathBuf {
+    PathBuf::from("/sys/kernel/config/tsm/report")
+}
+fn default_recheck() -> u64 {
+    300
+}
+fn default_body() -> usize {
+    64 * 1024
+}
+fn default_timeout() -> u64 {
+    60_000
+}
+fn default_input() -> usize {
+    2048
+}
+fn default_output() -> usize {
+    256
+}
+fn default_replay() -> usize {
+    100_000
+}
+fn default_concurrency() -> usize {
+    2
+}
+
+/// The file's fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The log's base URL.
+    pub log_url: String,
+    /// The log's checkpoint verifier key.
+    pub log_key: String,
+    /// Witness cosignature keys.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    /// How many witnesses must cosign.
+    pub witness_quorum: usize,
+    /// Operator keys allowed to sign releases.
+    pub operators: Vec<String>,
+    /// The key broker's base URL.
+    pub broker_url: String,
+    /// The encrypted (`lucentw1`) weights file.
+    pub weights_file: PathBuf,
+    /// Which attester.
+    pub attester: AttesterKind,
+    /// configfs-tsm report directory.
+    #[serde(default = "default_tsm_root")]
+    pub tsm_root: PathBuf,
+    /// DCAP collateral (`QuoteCollateralV3` JSON) for TDX quotes.
+    #[serde(default)]
+    pub tdx_collateral_file: Option<PathBuf>,
+    /// VMPL for `/dev/sev-guest` reports.
+    #[serde(default)]
+    pub sev_vmpl: u32,
+    /// Seconds between self-checks against the log.
+    #[serde(default = "default_recheck")]
+    pub recheck_secs: u64,
+    /// Largest request body.
+    #[serde(default = "default_body")]
+    pub max_body_bytes: usize,
+    /// Longest model run per request, milliseconds.
+    #[serde(default = "default_timeout")]
+    pub request_timeout_ms: u64,
+    /// Most prompt tokens.
+    #[serde(default = "default_input")]
+    pub max_input_tokens: usize,
+    /// Most generated tokens.
+    #[serde(default = "default_output")]
+    pub max_output_tokens: usize,
+    /// How many request `enc` values are remembered against replay.
+    #[serde(default = "default_replay")]
+    pub replay_window: usize,
+    /// Most model runs at once (others are refused with `busy`).
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent: usize,
+    /// The RFC 9458 key id of this boot's key (default: random).
+    #[serde(default)]
+    pub key_id: Option<u8>,
+    /// Use the simulated SEV-SNP TEE. Never in production.
+    #[serde(default)]
+    pub dangerous_simulated_tee: bool,
+    /// Fixed simulated measurement (hex, 48 bytes) instead of the configuration's digest.
+    #[serde(default)]
+    pub dangerous_simulated_measurement: Option<String>,
+}
+
+/// What the runtime runs with, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The file as given.
+    pub file: FileConfig,
+    /// The configuration file's exact bytes (the simulated measurement covers them).
+    pub raw: Vec<u8>,
+    /// Trust for its own bundle: log key, witnesses, operators, vendor roots.
+    pub trust: BundleTrust,
+    /// Evidence policy.
+    pub policy: BundlePolicy,
+}
+
+impl RuntimeConfig {
+    /// Reads and checks the file.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let raw =
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        Self::parse(&raw).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
+    }
+
+    /// Parses and checks the bytes of a configuration file.
+    pub fn parse(raw: &[u8]) -> anyhow::Result<Self> {
+        let text = std::str::from_utf8(raw).map_err(|_| anyhow::anyhow!("not UTF-8"))?;
+        let file: FileConfig = toml::from_str(text)?;
+        if file.attester == AttesterKind::Simulated && !file.dangerous_simulated_tee {
+            anyhow::bail!(
+                "attester = \"simulated\" needs dangerous_simulated_tee = true (tests and devnets only)"
+            );
+        }
+        if file.dangerous_simulated_measurement.is_some() && !file.dangerous_simulated_tee {
+            anyhow::bail!("dangerous_simulated_measurement needs dangerous_simulated_tee = true");
+        }
+        if file.max_body_bytes == 0 || file.replay_window == 0 || file.max_concurrent == 0 {
+            anyhow::bail!("max_body_bytes, replay_window and max_concurrent must be positive");
+        }
+        let log = LogKey::new(NoteVerifierKey::parse(&file.log_key)?);
+        let witnesses = file
+            .witnesses
+            .iter()
+            .map(|w| WitnessKey::parse(w))
+            .collect::<Result<Vec<_>, _>>()?;
+        let witnesses = if witnesses.is_empty() && file.witness_quorum == 0 {
+            WitnessPolicy::dangerous_no_witnesses()
+        } else {
+            WitnessPolicy::new(witnesses, file.witness_quorum)?
+        };
+        let operators = file
+            .operators
+            .iter()
+            .map(|o| NoteVerifierKey::parse(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut snp = SnpTrust::amd();
+        if file.dangerous_simulated_tee {
+            snp = snp.dangerous_trust_simulated_root();
+        }
+        Ok(RuntimeConfig {
+            trust: BundleTrust {
+                log,
+                witnesses,
+                operators,
+                snp,
+                tdx: TdxTrust::intel(),
+                amd_crl: None,
+                revoked: Vec::new(),
+            },
+            policy: BundlePolicy::default(),
+            file,
+            raw: raw.to_vec(),
+        })
+    }
+
+    /// The simulated measurement: the override, or [`simulated_measurement`] of the file.
+    pub fn simulated_measurement(&self) -> anyhow::Result<[u8; 48]> {
+        match &self.file.dangerous_simulated_measurement {
+            Some(h) => hex::decode(h)?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("dangerous_simulated_measurement is not 48 bytes")),
+            None => Ok(simulated_measurement(&self.raw)),
+        }
+    }
+
+    /// The attester the configuration names.
+    pub fn attester(
+        &self,
+    ) -> Result<Box<dyn crate::attester::Attester>, crate::attester::AttestError> {
+        use crate::attester::{AttestError, ConfigFsTsm, SevGuest, SimulatedAttester};
+        match self.file.attester {
+            AttesterKind::ConfigfsTsm => {
+                let collateral = match &self.file.tdx_collateral_file {
+                    Some(p) => Some(std::fs::read(p).map_err(|e| {
+                        AttestError::Config(format!("tdx_collateral_file {}: {e}", p.display()))
+                    })?),
+                    None => None,
+                };
+                Ok(Box::new(ConfigFsTsm::new(&self.file.tsm_root, collateral)?))
+            }
+            AttesterKind::SevGuest => Ok(Box::new(SevGuest::new(self.file.sev_vmpl)?)),
+            AttesterKind::Simulated => {
+                let m = self
+                    .simulated_measurement()
+                    .map_err(|e| AttestError::Config(e.to_string()))?;
+                Ok(Box::new(SimulatedAttester::dangerous_new(m)?))
+            }
+        }
+    }
+}

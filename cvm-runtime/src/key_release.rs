@@ -1,0 +1,161 @@
+//! Key release (DESIGN.md flow 4): ask the broker for a nonce, attest with it bound, send
+//! the bundle (and a consistency proof from the broker's last seen size), open the sealed
+//! weights key with this boot's private key, decrypt the `lucentw1` weights in memory, check
+//! their digest against the release, and load the model.
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use lucent_key_broker::api::{KeyRequestBody, KeyResponse, NonceResponse};
+use lucent_key_broker::broker::open_sealed_key;
+use lucent_key_broker::weights;
+use lucent_verifier::encapsulation::KeyPair;
+use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
+
+use crate::attester::Attester;
+use crate::boot::{attest, read_limited, LogClient, SelfCheck};
+use crate::error::Closed;
+use crate::model::{LanguageModel, ModelLimits};
+
+/// Largest broker answer.
+const MAX_BROKER_ANSWER: usize = 64 * 1024;
+
+/// The broker's error body.
+#[derive(serde::Deserialize)]
+struct BrokerRefusal {
+    error: String,
+    message: String,
+}
+
+/// Gets the weights key and loads the model.
+#[allow(clippy::too_many_arguments)]
+pub async fn release_and_load(
+    http: &reqwest::Client,
+    broker_url: &str,
+    log: &LogClient,
+    attester: &dyn Attester,
+    keypair: &KeyPair,
+    check: &SelfCheck,
+    weights_file: &Path,
+    limits: ModelLimits,
+    timeout: Duration,
+) -> Result<LanguageModel, Closed> {
+    let size = check.log_size();
+    let closed = |code: &'static str, reason: String| Closed {
+        code,
+        measurement: Some(check.measurement.clone()),
+        log_size: Some(size),
+        reason,
+    };
+    let broker = broker_url.trim_end_matches('/');
+    let exchange = async {
+        let resp = http
+            .post(format!("{broker}/v1/nonce"))
+            .send()
+            .await
+            .map_err(|e| closed("broker_unreachable", format!("POST {broker}/v1/nonce: {e}")))?;
+        let body = read_limited(resp, MAX_BROKER_ANSWER)
+            .await
+            .map_err(|e| closed("broker_unreachable", format!("POST /v1/nonce: {e}")))?;
+        let grant: NonceResponse = serde_json::from_slice(&body)
+            .map_err(|e| closed("key_refused", format!("broker nonce answer: {e}")))?;
+        let nonce = B64
+            .decode(&grant.nonce)
+            .map_err(|_| closed("key_refused", "broker nonce is not base64".into()))?;
+        let consistency = match grant.last_seen_size {
+            Some(old) if old < size => Some(
+                log.consistency(old, size)
+                    .await
+                    .map_err(|e| closed("log_unreachable", e))?,
+            ),
+            Some(old) if old > size => {
+                return Err(closed(
+                    "key_refused",
+                    format!(
+                    "the broker has seen the log at size {old}, newer than this runtime's {size}; \
+                         the next self-check catches up"
+                ),
+                ))
+            }
+            _ => None,
+        };
+        let evidence = attest(attester, &check.bundle.key_config, Some(&nonce))?;
+        let mut bundle = check.bundle.clone();
+        bundle.evidence = evidence.evidence;
+        let body = KeyRequestBody::new(&nonce, &bundle, consistency.as_ref())
+            .map_err(|e| closed("key_refused", e.to_string()))?;
+        let resp = http
+            .post(format!("{broker}/v1/key"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| closed("broker_unreachable", format!("POST {broker}/v1/key: {e}")))?;
+        let status = resp.status();
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| closed("broker_unreachable", e.to_string()))?
+        {
+            if bytes.len() + chunk.len() > MAX_BROKER_ANSWER {
+                return Err(closed("key_refused", "broker answer too large".into()));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            let reason = match serde_json::from_slice::<BrokerRefusal>(&bytes) {
+                Ok(r) => format!("the broker refused ({}): {}", r.error, r.message),
+                Err(_) => format!("the broker answered HTTP {status}"),
+            };
+            return Err(closed("key_refused", reason));
+        }
+        let answer: KeyResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| closed("key_refused", format!("broker key answer: {e}")))?;
+        let sealed = B64
+            .decode(&answer.sealed_key)
+            .map_err(|_| closed("key_refused", "sealed key is not base64".into()))?;
+        open_sealed_key(keypair, &sealed).map_err(|e| closed("key_refused", e.to_string()))
+    };
+    let key = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| {
+            closed(
+                "broker_unreachable",
+                format!(
+                    "the broker did not answer within {} ms",
+                    timeout.as_millis()
+                ),
+            )
+        })??;
+
+    let file = weights_file.to_owned();
+    let want = check.verdict.release.model;
+    let load = move || -> Result<LanguageModel, (&'static str, String)> {
+        let encrypted = std::fs::read(&file)
+            .map_err(|e| ("model_failed", format!("reading {}: {e}", file.display())))?;
+        let plain: Zeroizing<Vec<u8>> = weights::decrypt(&key, &encrypted)
+            .map_err(|e| ("model_failed", format!("decrypting the weights: {e}")))?;
+        drop(key);
+        let got: [u8; 32] = Sha256::digest(&plain[..]).into();
+        if got != want {
+            return Err((
+                "model_mismatch",
+                format!(
+                    "decrypted weights have SHA-256 {}, the release names {}",
+                    hex::encode(got),
+                    hex::encode(want)
+                ),
+            ));
+        }
+        LanguageModel::from_gguf_bytes(&plain, limits)
+            .map_err(|e| ("model_failed", format!("loading the model: {e}")))
+    };
+    tokio::task::spawn_blocking(load)
+        .await
+        .map_err(|e| closed("model_failed", e.to_string()))?
+        .map_err(|(code, reason)| closed(code, reason))
+}

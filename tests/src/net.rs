@@ -1,0 +1,723 @@
+//! A local Lucent network of real processes on loopback sockets: a transparency log (SQLite
+//! or PostgreSQL), witnesses (`lucent-auditor witness serve`), the key broker, and any number
+//! of CVM runtimes on the simulated TEE. Used by the end-to-end tests, and meant for a devnet
+//! command and the system scenarios (honest, unlogged, revoked, expired, key config not
+//! logged, split view, witness quorum missing, CVM restarted with a new key).
+//!
+//! Every process writes its stdout and stderr to files under the devnet's directory, so a
+//! test can search everything any process printed or wrote ([`Devnet::files`]).
+//!
+//! Statements are signed here with the operator key and submitted to the log's API
+//! (`POST /v1/statements?wait=`), so any release, revocation or key config can be published,
+//! including ones `auditor publish` would refuse to build (a simulated measurement).
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use lucent_key_broker::weights::{self, WeightsKey, DEFAULT_CHUNK_SIZE};
+use lucent_verifier::bundle::{verify_bundle, Bundle, BundlePolicy, BundleTrust};
+use lucent_verifier::checkpoint::LogKey;
+use lucent_verifier::cosignature::{WitnessPolicy, WitnessSigner};
+use lucent_verifier::encapsulation::{
+    open_response, seal_request, KeyConfig as HpkeKeyConfig, ResponseContext,
+};
+use lucent_verifier::note::NoteSigner;
+use lucent_verifier::snp::SnpTrust;
+use lucent_verifier::statement::{KeyConfig, Measurement, Platform, Release, Revoke, Statement};
+use lucent_verifier::tdx::TdxTrust;
+use rand_core::{OsRng, RngCore as _};
+use sha2::{Digest as _, Sha256};
+
+/// The binaries a devnet runs (each test crate passes its `CARGO_BIN_EXE_*` paths).
+#[derive(Debug, Clone)]
+pub struct Bins {
+    /// `lucent-log-server`.
+    pub log: PathBuf,
+    /// `lucent-auditor` (witness).
+    pub auditor: PathBuf,
+    /// `lucent-key-broker`.
+    pub broker: PathBuf,
+    /// `lucent-cvm-runtime`.
+    pub runtime: PathBuf,
+}
+
+/// The log's database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the log's data directory.
+    Sqlite,
+    /// A PostgreSQL URL (see [`crate::log_process::postgres_test_url`]).
+    Postgres(String),
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct DevnetOptions {
+    /// The log's database.
+    pub backend: Backend,
+    /// How many witnesses to run.
+    pub witnesses: usize,
+    /// How many cosignatures the broker and runtimes require.
+    pub quorum: usize,
+}
+
+impl Default for DevnetOptions {
+    fn default() -> Self {
+        DevnetOptions {
+            backend: Backend::Sqlite,
+            witnesses: 1,
+            quorum: 1,
+        }
+    }
+}
+
+/// A child process whose stdout and stderr go to files. Dropping it kills it.
+#[derive(Debug)]
+pub struct Proc {
+    child: Child,
+    /// A name for messages.
+    pub name: String,
+    /// Its standard output.
+    pub stdout_path: PathBuf,
+    /// Its standard error.
+    pub stderr_path: PathBuf,
+}
+
+impl Proc {
+    /// Spawns `cmd` with output to `<dir>/<name>.stdout` and `.stderr`.
+    pub fn spawn(mut cmd: Command, dir: &Path, name: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let stdout_path = dir.join(format!("{name}.stdout"));
+        let stderr_path = dir.join(format!("{name}.stderr"));
+        cmd.stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path)?)
+            .stderr(std::fs::File::create(&stderr_path)?)
+            .env("NO_COLOR", "1");
+        let child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
+        Ok(Proc {
+            child,
+            name: name.to_owned(),
+            stdout_path,
+            stderr_path,
+        })
+    }
+
+    /// Both outputs so far.
+    pub fn output(&self) -> String {
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        )
+    }
+
+    /// Waits for a stdout line `listening on <url>` and returns the URL.
+    pub fn wait_listening(&mut self, within: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let out = std::fs::read_to_string(&self.stdout_path).unwrap_or_default();
+            if let Some(line) = out.lines().find(|l| l.starts_with("listening on ")) {
+                if out.contains('\n') {
+                    return Ok(line.trim_start_matches("listening on ").trim().to_owned());
+                }
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited with {status}: {}", self.name, self.output());
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not start in time: {}", self.name, self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills it (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free loopback port (bound and released; a race with other processes is possible but
+/// unlikely on loopback).
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Unix seconds now.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A started network.
+pub struct Devnet {
+    /// Everything lives under here (kept only while the devnet lives).
+    pub dir: tempfile::TempDir,
+    /// The binaries.
+    pub bins: Bins,
+    /// The log's signing key.
+    pub log_signer: NoteSigner,
+    /// The operator's release signing key.
+    pub operator: NoteSigner,
+    /// Witness signing keys.
+    pub witness_signers: Vec<WitnessSigner>,
+    /// Quorum the broker and runtimes use.
+    pub quorum: usize,
+    /// The log.
+    pub log: Proc,
+    /// Its URL.
+    pub log_url: String,
+    /// Witness processes.
+    pub witnesses: Vec<Proc>,
+    /// The broker.
+    pub broker: Proc,
+    /// Its URL.
+    pub broker_url: String,
+    /// The encrypted weights file.
+    pub weights_file: PathBuf,
+    /// SHA-256 of the plaintext weights (the releases' model digest).
+    pub model_digest: [u8; 32],
+    http: reqwest::blocking::Client,
+}
+
+/// A running CVM runtime.
+pub struct RuntimeProc {
+    /// The process.
+    pub proc: Proc,
+    /// Its URL.
+    pub url: String,
+    /// Its configuration text (its measurement covers it).
+    pub config: String,
+}
+
+/// Settings of one runtime's configuration.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    /// Log key to trust (default: the devnet's).
+    pub log_key: Option<String>,
+    /// Witness quorum (default: the devnet's).
+    pub quorum: Option<usize>,
+    /// Witness keys trusted besides the devnet's (witnesses that never cosign).
+    pub extra_witnesses: Vec<String>,
+    /// Largest body.
+    pub max_body_bytes: usize,
+    /// Output tokens cap.
+    pub max_output_tokens: usize,
+    /// Self-check interval.
+    pub recheck_secs: u64,
+    /// Anything that makes the configuration (and so the measurement) distinct.
+    pub label: String,
+    /// Fixed key id.
+    pub key_id: Option<u8>,
+    /// Weights file (default: the devnet's tiny model).
+    pub weights_file: Option<PathBuf>,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            log_key: None,
+            quorum: None,
+            extra_witnesses: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            max_output_tokens: 24,
+            recheck_secs: 300,
+            label: "default".into(),
+            key_id: None,
+            weights_file: None,
+        }
+    }
+}
+
+impl Devnet {
+    /// Starts witnesses, the log, and the broker, with a tiny model's weights encrypted
+    /// under a fresh weights key.
+    pub fn start(bins: Bins, opts: DevnetOptions) -> anyhow::Result<Self> {
+        let gguf = lucent_cvm_runtime::tiny_model::tiny_gguf(0x5eed);
+        Self::start_with_model(bins, opts, &gguf)
+    }
+
+    /// As [`Devnet::start`] with the given GGUF bytes as the model.
+    pub fn start_with_model(bins: Bins, opts: DevnetOptions, gguf: &[u8]) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("lucent-devnet-")
+            .tempdir()?;
+        let root = dir.path().to_owned();
+        let mut rng = OsRng;
+        let log_signer = NoteSigner::generate(&mut rng, "log.devnet.lucent")?;
+        let operator = NoteSigner::generate(&mut rng, "operator.devnet.lucent")?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
+
+        // Witnesses first: the log offers every checkpoint to them.
+        let mut witness_signers = Vec::new();
+        let mut witnesses = Vec::new();
+        let mut witness_specs = Vec::new();
+        for i in 0..opts.witnesses {
+            let signer = WitnessSigner::generate(&mut rng, &format!("witness{i}.devnet.lucent"))?;
+            let wdir = root.join(format!("witness{i}"));
+            std::fs::create_dir_all(&wdir)?;
+            let key_file = wdir.join("witness.key");
+            std::fs::write(&key_file, lucent_auditor::witness::key_file_text(&signer))?;
+            let mut cmd = Command::new(&bins.auditor);
+            cmd.args(["witness", "serve", "--key"])
+                .arg(&key_file)
+                .arg("--log-key")
+                .arg(log_signer.verifier_key().as_str())
+                .arg("--state-dir")
+                .arg(wdir.join("state"))
+                .args(["--listen", "127.0.0.1:0"]);
+            let mut p = Proc::spawn(cmd, &root.join("logs"), &format!("witness{i}"))?;
+            let url = p.wait_listening(Duration::from_secs(30))?;
+            witness_specs.push(format!("url={url},key={}", signer.witness_key().as_str()));
+            witness_signers.push(signer);
+            witnesses.push(p);
+        }
+
+        // The log, with the key made here so the witnesses could be told it.
+        let ldir = root.join("log");
+        std::fs::create_dir_all(&ldir)?;
+        let key_file = ldir.join("log.key");
+        std::fs::write(&key_file, log_signer.to_private_string())?;
+        let mut cmd = Command::new(&bins.log);
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&ldir)
+            .arg("--log-key-file")
+            .arg(&key_file)
+            .arg("--operator-key")
+            .arg(operator.verifier_key().as_str())
+            .args(["--batch-interval-ms", "10"]);
+        for w in &witness_specs {
+            cmd.arg("--witness").arg(w);
+        }
+        if let Backend::Postgres(url) = &opts.backend {
+            cmd.arg("--database-url").arg(url);
+        }
+        cmd.env("RUST_LOG", "warn,lucent_log_server=info");
+        let mut log = Proc::spawn(cmd, &root.join("logs"), "log")?;
+        let log_url = log.wait_listening(Duration::from_secs(60))?;
+        wait_http_ok(&http, &format!("{log_url}/checkpoint"), &mut log)?;
+
+        // Weights: the tiny model, encrypted at rest; the key goes only to the broker.
+        let weights_key = WeightsKey::generate(&mut rng);
+        let mut encrypted = Vec::new();
+        weights::encrypt(
+            &weights_key,
+            DEFAULT_CHUNK_SIZE,
+            gguf,
+            &mut encrypted,
+            &mut rng,
+        )?;
+        let weights_file = root.join("model.gguf.lucentw");
+        std::fs::write(&weights_file, &encrypted)?;
+        let model_digest: [u8; 32] = Sha256::digest(gguf).into();
+
+        // The broker.
+        let bdir = root.join("broker");
+        std::fs::create_dir_all(&bdir)?;
+        let key_path = bdir.join("weights.key");
+        std::fs::write(&key_path, hex::encode(weights_key.as_bytes()))?;
+        drop(weights_key);
+        let port = free_port()?;
+        let broker_config = format!(
+            "listen = \"127.0.0.1:{port}\"\nstate_file = {state:?}\nweights_key_file = {key:?}\n\
+             log_key = {log_key:?}\nwitnesses = {witnesses:?}\nwitness_quorum = {quorum}\n\
+             operators = [{operator:?}]\ndangerous_trust_simulated_root = true\n",
+            state = bdir.join("last-seen.note").display().to_string(),
+            key = key_path.display().to_string(),
+            log_key = log_signer.verifier_key().as_str(),
+            witnesses = witness_signers
+                .iter()
+                .map(|w| w.witness_key().as_str().to_owned())
+                .collect::<Vec<_>>(),
+            quorum = opts.quorum,
+            operator = operator.verifier_key().as_str(),
+        );
+        let config_path = bdir.join("broker.toml");
+        std::fs::write(&config_path, broker_config)?;
+        let mut cmd = Command::new(&bins.broker);
+        cmd.arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info");
+        let mut broker = Proc::spawn(cmd, &root.join("logs"), "broker")?;
+        let broker_url = format!("http://127.0.0.1:{port}");
+        wait_tcp(port, &mut broker)?;
+
+        Ok(Devnet {
+            dir,
+            bins,
+            log_signer,
+            operator,
+            witness_signers,
+            quorum: opts.quorum,
+            log,
+            log_url,
+            witnesses,
+            broker,
+            broker_url,
+            weights_file,
+            model_digest,
+            http,
+        })
+    }
+
+    /// The log's checkpoint verifier key.
+    pub fn log_key(&self) -> String {
+        self.log_signer.verifier_key().as_str().to_owned()
+    }
+
+    /// The witnesses' cosignature verifier keys.
+    pub fn witness_keys(&self) -> Vec<String> {
+        self.witness_signers
+            .iter()
+            .map(|w| w.witness_key().as_str().to_owned())
+            .collect()
+    }
+
+    /// What a client of this devnet trusts.
+    pub fn client_trust(&self) -> anyhow::Result<BundleTrust> {
+        Ok(BundleTrust {
+            log: LogKey::new(self.log_signer.verifier_key()),
+            witnesses: WitnessPolicy::new(
+                self.witness_signers
+                    .iter()
+                    .map(|w| w.witness_key())
+                    .collect(),
+                self.quorum,
+            )?,
+            operators: vec![self.operator.verifier_key()],
+            snp: SnpTrust::amd().dangerous_trust_simulated_root(),
+            tdx: TdxTrust::intel(),
+            amd_crl: None,
+            revoked: Vec::new(),
+        })
+    }
+
+    /// A runtime configuration file's text.
+    pub fn runtime_config(&self, s: &RuntimeSettings) -> String {
+        let mut text = format!(
+            "# {label}\nlisten = \"127.0.0.1:0\"\nlog_url = {log_url:?}\nlog_key = {log_key:?}\n\
+             witnesses = {witnesses:?}\nwitness_quorum = {quorum}\noperators = [{operator:?}]\n\
+             broker_url = {broker:?}\nweights_file = {weights:?}\nattester = \"simulated\"\n\
+             dangerous_simulated_tee = true\nrecheck_secs = {recheck}\nmax_body_bytes = {body}\n\
+             max_output_tokens = {out}\nmax_input_tokens = 1024\nrequest_timeout_ms = 60000\n",
+            label = s.label,
+            log_url = self.log_url,
+            log_key = s.log_key.clone().unwrap_or_else(|| self.log_key()),
+            witnesses = self
+                .witness_keys()
+                .into_iter()
+                .chain(s.extra_witnesses.iter().cloned())
+                .collect::<Vec<_>>(),
+            quorum = s.quorum.unwrap_or(self.quorum),
+            operator = self.operator.verifier_key().as_str(),
+            broker = self.broker_url,
+            weights = s
+                .weights_file
+                .as_ref()
+                .unwrap_or(&self.weights_file)
+                .display()
+                .to_string(),
+            recheck = s.recheck_secs,
+            body = s.max_body_bytes,
+            out = s.max_output_tokens,
+        );
+        if let Some(id) = s.key_id {
+            text.push_str(&format!("key_id = {id}\n"));
+        }
+        text
+    }
+
+    /// The simulated measurement of a configuration text.
+    pub fn measurement_of(config: &str) -> Measurement {
+        let m = lucent_cvm_runtime::config::simulated_measurement(config.as_bytes());
+        // 48 bytes is SEV-SNP's length: this cannot fail.
+        Measurement::new(Platform::SevSnp, &m).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// A release of `measurement` valid until `not_after`, naming this devnet's model.
+    pub fn release(&self, measurement: Measurement, not_after: u64) -> Release {
+        Release {
+            measurement,
+            version: format!("devnet-{}", now_unix()),
+            source: "https://github.com/lucent-tee/lucent".into(),
+            commit: vec![0x11; 20],
+            firmware: [1; 32],
+            kernel: [2; 32],
+            initrd: [3; 32],
+            cmdline: [4; 32],
+            vcpus: 1,
+            vcpu_type: "EPYC-v4".into(),
+            guest_features: 1,
+            vmm_type: "qemu".into(),
+            model: self.model_digest,
+            min_tcb: vec![0; 8],
+            not_after,
+        }
+    }
+
+    /// Signs `statement` with the operator key, submits it and waits until a published
+    /// (witnessed) checkpoint covers it. Returns its index.
+    pub fn publish(&self, statement: &Statement) -> anyhow::Result<u64> {
+        let note = statement.sign(&self.operator)?;
+        let resp = self
+            .http
+            .post(format!("{}/v1/statements?wait=30", self.log_url))
+            .body(note)
+            .send()?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json()?;
+        if status.as_u16() != 200 {
+            bail!("publishing failed: HTTP {status}: {body}");
+        }
+        body["index"].as_u64().context("no index in the answer")
+    }
+
+    /// Publishes a release of `config`'s measurement, valid for a day.
+    pub fn publish_release_for(&self, config: &str) -> anyhow::Result<u64> {
+        let r = self.release(Self::measurement_of(config), now_unix() + 86_400);
+        self.publish(&Statement::Release(r))
+    }
+
+    /// Publishes a revocation of `measurement`.
+    pub fn revoke(&self, measurement: Measurement, reason: &str) -> anyhow::Result<u64> {
+        self.publish(&Statement::Revoke(Revoke {
+            measurement,
+            reason: reason.into(),
+        }))
+    }
+
+    /// Starts a runtime with configuration `config`, named `name`.
+    pub fn start_runtime(&self, config: &str, name: &str) -> anyhow::Result<RuntimeProc> {
+        let rdir = self.dir.path().join("runtimes").join(name);
+        std::fs::create_dir_all(&rdir)?;
+        let path = rdir.join("runtime.toml");
+        std::fs::write(&path, config)?;
+        let mut cmd = Command::new(&self.bins.runtime);
+        cmd.arg("--config").arg(&path).env("RUST_LOG", "debug");
+        let mut proc = Proc::spawn(cmd, &self.dir.path().join("logs"), name)?;
+        let url = proc.wait_listening(Duration::from_secs(30))?;
+        Ok(RuntimeProc {
+            proc,
+            url,
+            config: config.to_owned(),
+        })
+    }
+
+    /// Polls `/v1/status` until the runtime has finished booting (open, or closed for a
+    /// reason other than `booting`); returns the status.
+    pub fn wait_settled(&self, rt: &mut RuntimeProc) -> anyhow::Result<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/v1/status", rt.url)).send() {
+                let v: serde_json::Value = r.json()?;
+                if v["code"] != "booting" {
+                    return Ok(v);
+                }
+            }
+            if !rt.proc.running() {
+                bail!("runtime exited: {}", rt.proc.output());
+            }
+            if Instant::now() > deadline {
+                bail!("runtime did not settle: {}", rt.proc.output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The operator's step after a runtime opened: fetch its bundle, verify it, and log its
+    /// key config (valid for a day) so clients can check key consistency.
+    pub fn publish_keyconfig_of(&self, rt: &RuntimeProc) -> anyhow::Result<u64> {
+        let bytes = self
+            .http
+            .get(format!("{}/v1/attestation", rt.url))
+            .send()?
+            .bytes()?;
+        let bundle = Bundle::decode(&bytes)?;
+        let verdict = verify_bundle(
+            &bundle,
+            &self.client_trust()?,
+            &BundlePolicy::default(),
+            None,
+            now_unix(),
+        )?;
+        let config = HpkeKeyConfig::parse(&verdict.key_config)?;
+        self.publish(&Statement::KeyConfig(KeyConfig {
+            key_id: config.key_id,
+            config: verdict.key_config,
+            not_before: now_unix().saturating_sub(60),
+            not_after: now_unix() + 86_400,
+        }))
+    }
+
+    /// The blocking HTTP client.
+    pub fn http(&self) -> &reqwest::blocking::Client {
+        &self.http
+    }
+
+    /// Every file under the devnet's directory (process outputs, databases, state files).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.dir.path().to_owned()];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A client of one CVM: fetches and verifies its bundle with a fresh nonce, then seals
+/// requests to its attested key.
+pub struct CvmClient {
+    /// The CVM.
+    pub url: String,
+    /// Its attested key config.
+    pub key_config: HpkeKeyConfig,
+    http: reqwest::blocking::Client,
+}
+
+/// One answer, opened.
+#[derive(Debug)]
+pub struct Opened {
+    /// The output text.
+    pub output: String,
+    /// Tokens generated.
+    pub tokens: u64,
+    /// The raw sealed bytes.
+    pub sealed: Vec<u8>,
+}
+
+impl CvmClient {
+    /// Attests `url` with `trust` (every `verify_bundle` step, nonce bound).
+    pub fn attest(url: &str, trust: &BundleTrust) -> anyhow::Result<Self> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        let mut nonce = [0u8; 32];
+        OsRng.fill_bytes(&mut nonce);
+        let resp = http
+            .get(format!("{url}/v1/attestation"))
+            .query(&[("nonce", B64.encode(nonce))])
+            .send()?;
+        if !resp.status().is_success() {
+            bail!("attestation: HTTP {}: {}", resp.status(), resp.text()?);
+        }
+        let bundle = Bundle::decode(&resp.bytes()?)?;
+        let verdict = verify_bundle(
+            &bundle,
+            trust,
+            &BundlePolicy {
+                nonce: Some(nonce.to_vec()),
+                ..BundlePolicy::default()
+            },
+            None,
+            now_unix(),
+        )?;
+        Ok(CvmClient {
+            url: url.to_owned(),
+            key_config: HpkeKeyConfig::parse(&verdict.key_config)?,
+            http,
+        })
+    }
+
+    /// Seals `plaintext` to the CVM's key.
+    pub fn seal(&self, plaintext: &[u8]) -> anyhow::Result<(Vec<u8>, ResponseContext)> {
+        Ok(seal_request(&self.key_config, plaintext, &mut OsRng)?)
+    }
+
+    /// Posts raw bytes to `path`; returns status and body.
+    pub fn post_raw(&self, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Vec<u8>)> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "message/ohttp-req")
+            .body(body)
+            .send()?;
+        let status = resp.status().as_u16();
+        let mut out = Vec::new();
+        resp.take(16 << 20).read_to_end(&mut out)?;
+        Ok((status, out))
+    }
+
+    /// Asks `path` (`/v1/summarize` or `/v1/suggest`) about `text` and opens the answer.
+    pub fn ask(&self, path: &str, text: &str, max_tokens: Option<u32>) -> anyhow::Result<Opened> {
+        let plain =
+            serde_json::to_vec(&serde_json::json!({"text": text, "max_tokens": max_tokens}))?;
+        let (req, ctx) = self.seal(&plain)?;
+        let (status, body) = self.post_raw(path, req)?;
+        if status != 200 {
+            bail!("{path}: HTTP {status}: {}", String::from_utf8_lossy(&body));
+        }
+        let opened = open_response(&ctx, &body)?;
+        let v: serde_json::Value = serde_json::from_slice(&opened)?;
+        Ok(Opened {
+            output: v["output"].as_str().context("no output")?.to_owned(),
+            tokens: v["tokens"].as_u64().context("no tokens")?,
+            sealed: body,
+        })
+    }
+}
+
+fn wait_http_ok(http: &reqwest::blocking::Client, url: &str, p: &mut Proc) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if http.get(url).send().is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        if !p.running() {
+            bail!("{} exited: {}", p.name, p.output());
+        }
+        if Instant::now() > deadline {
+            bail!("{url} not ready: {}", p.output());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_tcp(port: u16, p: &mut Proc) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if !p.running() {
+            bail!("{} exited: {}", p.name, p.output());
+        }
+        if Instant::now() > deadline {
+            bail!("{} not listening: {}", p.name, p.output());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
