@@ -64,6 +64,28 @@ pub struct DevnetOptions {
     pub witnesses: usize,
     /// How many cosignatures the broker and runtimes require.
     pub quorum: usize,
+    /// Keys to use instead of fresh ones (a second log sharing another's keys: a fork).
+    pub keys: Option<DevnetKeys>,
+}
+
+/// The signing keys of a devnet.
+#[derive(Clone)]
+pub struct DevnetKeys {
+    /// The log's checkpoint key.
+    pub log: NoteSigner,
+    /// The operator's statement key.
+    pub operator: NoteSigner,
+    /// The witnesses' keys (as many as `witnesses`).
+    pub witnesses: Vec<WitnessSigner>,
+}
+
+impl std::fmt::Debug for DevnetKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevnetKeys")
+            .field("log", &self.log.name())
+            .field("witnesses", &self.witnesses.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for DevnetOptions {
@@ -72,6 +94,7 @@ impl Default for DevnetOptions {
             backend: Backend::Sqlite,
             witnesses: 1,
             quorum: 1,
+            keys: None,
         }
     }
 }
@@ -264,8 +287,13 @@ impl Devnet {
             .tempdir()?;
         let root = dir.path().to_owned();
         let mut rng = OsRng;
-        let log_signer = NoteSigner::generate(&mut rng, "log.devnet.lucent")?;
-        let operator = NoteSigner::generate(&mut rng, "operator.devnet.lucent")?;
+        let (log_signer, operator) = match &opts.keys {
+            Some(k) => (k.log.clone(), k.operator.clone()),
+            None => (
+                NoteSigner::generate(&mut rng, "log.devnet.lucent")?,
+                NoteSigner::generate(&mut rng, "operator.devnet.lucent")?,
+            ),
+        };
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?;
@@ -275,7 +303,10 @@ impl Devnet {
         let mut witnesses = Vec::new();
         let mut witness_specs = Vec::new();
         for i in 0..opts.witnesses {
-            let signer = WitnessSigner::generate(&mut rng, &format!("witness{i}.devnet.lucent"))?;
+            let signer = match opts.keys.as_ref().and_then(|k| k.witnesses.get(i)) {
+                Some(w) => w.clone(),
+                None => WitnessSigner::generate(&mut rng, &format!("witness{i}.devnet.lucent"))?,
+            };
             let wdir = root.join(format!("witness{i}"));
             std::fs::create_dir_all(&wdir)?;
             let key_file = wdir.join("witness.key");
