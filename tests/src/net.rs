@@ -33,6 +33,22 @@ use lucent_verifier::tdx::TdxTrust;
 use rand_core::{OsRng, RngCore as _};
 use sha2::{Digest as _, Sha256};
 
+/// The [`Bins`] this package's test targets were built with (`CARGO_BIN_EXE_*`, expanded
+/// where the macro is used; `LUCENT_LOG_SERVER_BIN` overrides the log server).
+#[macro_export]
+macro_rules! test_bins {
+    () => {
+        $crate::net::Bins {
+            log: std::env::var_os("LUCENT_LOG_SERVER_BIN")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_lucent-log-server-e2e").into()),
+            auditor: env!("CARGO_BIN_EXE_lucent-auditor-e2e").into(),
+            broker: env!("CARGO_BIN_EXE_lucent-key-broker-e2e").into(),
+            runtime: env!("CARGO_BIN_EXE_lucent-cvm-runtime-e2e").into(),
+        }
+    };
+}
+
 /// The binaries a devnet runs (each test crate passes its `CARGO_BIN_EXE_*` paths).
 #[derive(Debug, Clone)]
 pub struct Bins {
@@ -653,8 +669,11 @@ pub struct Opened {
 impl CvmClient {
     /// Attests `url` with `trust` (every `verify_bundle` step, nonce bound).
     pub fn attest(url: &str, trust: &BundleTrust) -> anyhow::Result<Self> {
+        // No connection reuse: a server may close a connection after refusing an oversized
+        // body unread, and the next request must not race that close on a pooled socket.
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(0)
             .build()?;
         let mut nonce = [0u8; 32];
         OsRng.fill_bytes(&mut nonce);

@@ -10,8 +10,6 @@
 //! - the real SmolLM2 weights, when present.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::PathBuf;
-
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use lucent_tests::log_process::postgres_test_url;
@@ -26,14 +24,7 @@ use lucent_verifier::statement::Statement;
 use rand_core::{OsRng, RngCore as _};
 
 fn bins() -> Bins {
-    Bins {
-        log: std::env::var_os("LUCENT_LOG_SERVER_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_lucent-log-server-e2e").into()),
-        auditor: env!("CARGO_BIN_EXE_lucent-auditor-e2e").into(),
-        broker: env!("CARGO_BIN_EXE_lucent-key-broker-e2e").into(),
-        runtime: env!("CARGO_BIN_EXE_lucent-cvm-runtime-e2e").into(),
-    }
+    lucent_tests::test_bins!()
 }
 
 fn devnet(backend: Backend) -> Devnet {

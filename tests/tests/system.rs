@@ -6,7 +6,6 @@
 //! logged; split view; witness quorum missing; CVM restarted with a new key.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use lucent_tests::log_process::postgres_test_url;
@@ -21,14 +20,7 @@ use lucent_verifier::statement::Statement;
 use rand_core::OsRng;
 
 fn bins() -> Bins {
-    Bins {
-        log: std::env::var_os("LUCENT_LOG_SERVER_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_lucent-log-server-e2e").into()),
-        auditor: env!("CARGO_BIN_EXE_lucent-auditor-e2e").into(),
-        broker: env!("CARGO_BIN_EXE_lucent-key-broker-e2e").into(),
-        runtime: env!("CARGO_BIN_EXE_lucent-cvm-runtime-e2e").into(),
-    }
+    lucent_tests::test_bins!()
 }
 
 /// A client of `net` with its own state file (`name`), trusting `net`'s keys.
