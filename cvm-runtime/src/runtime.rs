@@ -198,8 +198,12 @@ impl Runtime {
                 return;
             }
         };
-        if let Ok(mut l) = self.last_seen.lock() {
-            *l = Some(check.verdict.checkpoint.signed.clone());
+        // Keep the newest checkpoint: one that lags behind it (a log replica) was only
+        // proven a prefix of it and must not replace it.
+        if check.verdict.update.replaces_stored() {
+            if let Ok(mut l) = self.last_seen.lock() {
+                *l = Some(check.verdict.checkpoint.signed.clone());
+            }
         }
         tracing::info!(
             measurement = %check.measurement,
