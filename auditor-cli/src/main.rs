@@ -437,36 +437,23 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, AuditError> {
 
 async fn verify_bundle(b: VerifyBundleArgs) -> Result<Report, AuditError> {
     use lucent_verifier::bundle::{BundlePolicy, BundleTrust};
-    use lucent_verifier::snp::SnpTrust;
-    use lucent_verifier::statement::{Measurement, Platform};
-    let mut snp = SnpTrust::amd();
-    if b.dangerous_trust_simulated_root {
-        snp = snp.dangerous_trust_simulated_root();
+    if b.witness_keys.is_empty() && !b.dangerous_no_witnesses {
+        return Err(AuditError::Usage(
+            "give --witness-key (and --quorum), or --dangerous-no-witnesses".into(),
+        ));
     }
-    let revoked = b
-        .revoked
-        .iter()
-        .map(|m| {
-            let bytes = hex::decode(m)
-                .map_err(|_| AuditError::Usage(format!("--revoked {m:?} is not hex")))?;
-            let platform = if bytes.len() == 48 {
-                Platform::SevSnp
-            } else {
-                Platform::Tdx
-            };
-            Measurement::new(platform, &bytes)
-                .map_err(|e| AuditError::Usage(format!("--revoked: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let trust = BundleTrust {
-        log: LogKey::new(note_key("log key", &b.log_key)?),
-        witnesses: witness_policy(&b.witness_keys, b.quorum, b.dangerous_no_witnesses)?,
-        operators: operator_keys(&b.operator_keys)?,
-        snp,
-        tdx: lucent_verifier::tdx::TdxTrust::intel(),
-        amd_crl: None,
-        revoked,
-    };
+    let mut trust = BundleTrust::from_text(
+        &b.log_key,
+        &b.witness_keys,
+        b.quorum,
+        b.dangerous_no_witnesses,
+        &b.operator_keys,
+        &b.revoked,
+    )
+    .map_err(|e| AuditError::Usage(e.to_string()))?;
+    if b.dangerous_trust_simulated_root {
+        trust.snp = trust.snp.dangerous_trust_simulated_root();
+    }
     let policy = BundlePolicy {
         nonce: b
             .nonce

@@ -40,11 +40,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use lucent_verifier::bundle::{BundlePolicy, BundleTrust};
-use lucent_verifier::checkpoint::LogKey;
-use lucent_verifier::cosignature::{WitnessKey, WitnessPolicy};
-use lucent_verifier::note::NoteVerifierKey;
-use lucent_verifier::snp::SnpTrust;
-use lucent_verifier::tdx::TdxTrust;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha384};
 
@@ -111,6 +106,10 @@ pub struct FileConfig {
     pub witnesses: Vec<String>,
     /// How many witnesses must cosign.
     pub witness_quorum: usize,
+    /// Accept checkpoints no witness cosigned (needs `witnesses = []` and quorum 0). A log
+    /// could then show this CVM a history of its own: tests only.
+    #[serde(default)]
+    pub dangerous_no_witnesses: bool,
     /// Operator keys allowed to sign releases.
     pub operators: Vec<String>,
     /// The key broker's base URL.
@@ -196,36 +195,19 @@ impl RuntimeConfig {
         if file.max_body_bytes == 0 || file.replay_window == 0 || file.max_concurrent == 0 {
             anyhow::bail!("max_body_bytes, replay_window and max_concurrent must be positive");
         }
-        let log = LogKey::new(NoteVerifierKey::parse(&file.log_key)?);
-        let witnesses = file
-            .witnesses
-            .iter()
-            .map(|w| WitnessKey::parse(w))
-            .collect::<Result<Vec<_>, _>>()?;
-        let witnesses = if witnesses.is_empty() && file.witness_quorum == 0 {
-            WitnessPolicy::dangerous_no_witnesses()
-        } else {
-            WitnessPolicy::new(witnesses, file.witness_quorum)?
-        };
-        let operators = file
-            .operators
-            .iter()
-            .map(|o| NoteVerifierKey::parse(o))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut snp = SnpTrust::amd();
+        let mut trust = BundleTrust::from_text::<String>(
+            &file.log_key,
+            &file.witnesses,
+            Some(file.witness_quorum),
+            file.dangerous_no_witnesses,
+            &file.operators,
+            &[],
+        )?;
         if file.dangerous_simulated_tee {
-            snp = snp.dangerous_trust_simulated_root();
+            trust.snp = trust.snp.dangerous_trust_simulated_root();
         }
         Ok(RuntimeConfig {
-            trust: BundleTrust {
-                log,
-                witnesses,
-                operators,
-                snp,
-                tdx: TdxTrust::intel(),
-                amd_crl: None,
-                revoked: Vec::new(),
-            },
+            trust,
             policy: BundlePolicy::default(),
             file,
             raw: raw.to_vec(),

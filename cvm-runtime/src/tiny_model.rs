@@ -2,18 +2,41 @@
 //! that must run the whole request path fast (a few milliseconds per token, no download).
 //!
 //! Same architecture and file format as SmolLM2 (Llama blocks, GPT-2 byte-level BPE), 32-wide
-//! with two layers; its answers are meaningless text. Written from the GGUF v3 layout; the
-//! crate's own reader ([`crate::model::gguf`]) loads it like any other model.
+//! with two layers; its answers are meaningless text. The GGUF writer ([`write_gguf`]) is
+//! written from the GGUF v3 layout and shares no code with the crate's reader
+//! ([`crate::model::gguf`]), which loads its files like any other model; the loader tests
+//! use it to write known blocks.
 
 use crate::model::llama::{LlamaConfig, LlamaWeights};
 
-enum Value {
+/// A GGUF metadata value to write.
+#[derive(Debug, Clone)]
+pub enum GgufValue {
+    /// `UINT32`.
     U32(u32),
+    /// `FLOAT32`.
     F32(f32),
+    /// `STRING`.
     Str(String),
+    /// `BOOL`.
     Bool(bool),
+    /// `ARRAY` of `STRING`.
     StrArray(Vec<String>),
+    /// `ARRAY` of `INT32`.
     I32Array(Vec<i32>),
+}
+
+/// A tensor to write.
+#[derive(Debug, Clone)]
+pub struct GgufTensor {
+    /// Its name.
+    pub name: String,
+    /// GGML dimensions, fastest-varying first.
+    pub dims: Vec<u64>,
+    /// GGML type code (0 = F32, 2 = Q4_1 … as in `ggml.h`).
+    pub code: u32,
+    /// The raw data, already in that type's layout.
+    pub raw: Vec<u8>,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -21,6 +44,80 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// Writes a GGUF v3 file with the default 32-byte alignment.
+pub fn write_gguf(kvs: &[(&str, GgufValue)], tensors: &[GgufTensor]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"GGUF");
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(kvs.len() as u64).to_le_bytes());
+    for (k, v) in kvs {
+        put_str(&mut out, k);
+        match v {
+            GgufValue::U32(x) => {
+                out.extend_from_slice(&4u32.to_le_bytes());
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+            GgufValue::F32(x) => {
+                out.extend_from_slice(&6u32.to_le_bytes());
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+            GgufValue::Bool(x) => {
+                out.extend_from_slice(&7u32.to_le_bytes());
+                out.push(u8::from(*x));
+            }
+            GgufValue::Str(s) => {
+                out.extend_from_slice(&8u32.to_le_bytes());
+                put_str(&mut out, s);
+            }
+            GgufValue::StrArray(a) => {
+                out.extend_from_slice(&9u32.to_le_bytes());
+                out.extend_from_slice(&8u32.to_le_bytes());
+                out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+                for s in a {
+                    put_str(&mut out, s);
+                }
+            }
+            GgufValue::I32Array(a) => {
+                out.extend_from_slice(&9u32.to_le_bytes());
+                out.extend_from_slice(&5u32.to_le_bytes());
+                out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+                for x in a {
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+        }
+    }
+    let mut offset = 0u64;
+    let mut offsets = Vec::new();
+    for t in tensors {
+        put_str(&mut out, &t.name);
+        out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+        for d in &t.dims {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        out.extend_from_slice(&t.code.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        offsets.push(offset);
+        offset += (t.raw.len() as u64).div_ceil(32) * 32;
+    }
+    while out.len() % 32 != 0 {
+        out.push(0);
+    }
+    let base = out.len();
+    for (t, off) in tensors.iter().zip(offsets) {
+        out.resize(base + off as usize, 0);
+        out.extend_from_slice(&t.raw);
+    }
+    out
+}
+
+/// f32 values as GGML F32 bytes.
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// GPT-2's byte → printable character map, written out from its definition.
 fn byte_chars() -> Vec<char> {
     let mut bs: Vec<u32> = (33..=126).chain(161..=172).chain(174..=255).collect();
     let mut cs = bs.clone();
@@ -39,25 +136,10 @@ fn byte_chars() -> Vec<char> {
     map
 }
 
-/// The tiny model's hyper-parameters.
-pub fn tiny_config() -> LlamaConfig {
-    LlamaConfig {
-        vocab_size: 3 + 256 + 6,
-        dim: 32,
-        n_layers: 2,
-        n_heads: 4,
-        n_kv_heads: 2,
-        ffn_dim: 64,
-        rms_eps: 1e-5,
-        rope_theta: 10_000.0,
-        max_seq_len: 4096,
-    }
-}
-
-/// A complete tiny `llama` GGUF (F32 weights, seeded random) with a byte-level vocabulary.
-pub fn tiny_gguf(seed: u64) -> Vec<u8> {
-    let config = tiny_config();
-    let w = LlamaWeights::random(&config, seed);
+/// A tiny byte-level vocabulary: three control tokens (`<|endoftext|>`, `<|im_start|>`,
+/// `<|im_end|>`), the 256 byte symbols, and a few merges. Returns tokens, token types and
+/// merges.
+pub fn tiny_vocab() -> (Vec<String>, Vec<i32>, Vec<String>) {
     let mut tokens: Vec<String> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
         .iter()
         .map(|s| s.to_string())
@@ -75,39 +157,62 @@ pub fn tiny_gguf(seed: u64) -> Vec<u8> {
         tokens.push(m.replace(' ', ""));
         types.push(1);
     }
-    let kvs = vec![
-        ("general.architecture", Value::Str("llama".into())),
-        ("llama.block_count", Value::U32(config.n_layers as u32)),
+    (tokens, types, merges)
+}
+
+/// The tiny model's hyper-parameters (its vocabulary is [`tiny_vocab`]).
+pub fn tiny_config() -> LlamaConfig {
+    LlamaConfig {
+        vocab_size: 3 + 256 + 6,
+        dim: 32,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        ffn_dim: 64,
+        rms_eps: 1e-5,
+        rope_theta: 10_000.0,
+        max_seq_len: 4096,
+    }
+}
+
+/// A complete `llama` GGUF of `weights` (F32) with the [`tiny_vocab`] vocabulary, whose
+/// size `config.vocab_size` must be.
+pub fn llama_gguf(config: &LlamaConfig, w: &LlamaWeights) -> Vec<u8> {
+    let (tokens, types, merges) = tiny_vocab();
+    debug_assert_eq!(tokens.len(), config.vocab_size);
+    let kvs = [
+        ("general.architecture", GgufValue::Str("llama".into())),
+        ("llama.block_count", GgufValue::U32(config.n_layers as u32)),
         (
             "llama.context_length",
-            Value::U32(config.max_seq_len as u32),
+            GgufValue::U32(config.max_seq_len as u32),
         ),
-        ("llama.embedding_length", Value::U32(config.dim as u32)),
+        ("llama.embedding_length", GgufValue::U32(config.dim as u32)),
         (
             "llama.feed_forward_length",
-            Value::U32(config.ffn_dim as u32),
+            GgufValue::U32(config.ffn_dim as u32),
         ),
         (
             "llama.attention.head_count",
-            Value::U32(config.n_heads as u32),
+            GgufValue::U32(config.n_heads as u32),
         ),
         (
             "llama.attention.head_count_kv",
-            Value::U32(config.n_kv_heads as u32),
+            GgufValue::U32(config.n_kv_heads as u32),
         ),
-        ("llama.rope.freq_base", Value::F32(config.rope_theta)),
+        ("llama.rope.freq_base", GgufValue::F32(config.rope_theta)),
         (
             "llama.attention.layer_norm_rms_epsilon",
-            Value::F32(config.rms_eps),
+            GgufValue::F32(config.rms_eps),
         ),
-        ("llama.vocab_size", Value::U32(config.vocab_size as u32)),
-        ("tokenizer.ggml.model", Value::Str("gpt2".into())),
-        ("tokenizer.ggml.pre", Value::Str("smollm".into())),
-        ("tokenizer.ggml.tokens", Value::StrArray(tokens)),
-        ("tokenizer.ggml.token_type", Value::I32Array(types)),
-        ("tokenizer.ggml.merges", Value::StrArray(merges)),
-        ("tokenizer.ggml.eos_token_id", Value::U32(2)),
-        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+        ("llama.vocab_size", GgufValue::U32(config.vocab_size as u32)),
+        ("tokenizer.ggml.model", GgufValue::Str("gpt2".into())),
+        ("tokenizer.ggml.pre", GgufValue::Str("smollm".into())),
+        ("tokenizer.ggml.tokens", GgufValue::StrArray(tokens)),
+        ("tokenizer.ggml.token_type", GgufValue::I32Array(types)),
+        ("tokenizer.ggml.merges", GgufValue::StrArray(merges)),
+        ("tokenizer.ggml.eos_token_id", GgufValue::U32(2)),
+        ("tokenizer.ggml.add_bos_token", GgufValue::Bool(false)),
     ];
     let (d, kv, f, v) = (
         config.dim as u64,
@@ -115,88 +220,33 @@ pub fn tiny_gguf(seed: u64) -> Vec<u8> {
         config.ffn_dim as u64,
         config.vocab_size as u64,
     );
-    let mut tensors: Vec<(String, Vec<u64>, &[f32])> =
-        vec![("token_embd.weight".into(), vec![d, v], &w.embed)];
+    let t = |name: String, dims: Vec<u64>, data: &[f32]| GgufTensor {
+        name,
+        dims,
+        code: 0,
+        raw: f32_bytes(data),
+    };
+    let mut tensors = vec![t("token_embd.weight".into(), vec![d, v], &w.embed)];
     for (i, l) in w.layers.iter().enumerate() {
         let n = |s: &str| format!("blk.{i}.{s}.weight");
-        tensors.push((n("attn_norm"), vec![d], &l.attn_norm));
-        tensors.push((n("attn_q"), vec![d, d], &l.wq));
-        tensors.push((n("attn_k"), vec![d, kv], &l.wk));
-        tensors.push((n("attn_v"), vec![d, kv], &l.wv));
-        tensors.push((n("attn_output"), vec![d, d], &l.wo));
-        tensors.push((n("ffn_norm"), vec![d], &l.ffn_norm));
-        tensors.push((n("ffn_gate"), vec![d, f], &l.w_gate));
-        tensors.push((n("ffn_up"), vec![d, f], &l.w_up));
-        tensors.push((n("ffn_down"), vec![f, d], &l.w_down));
+        tensors.push(t(n("attn_norm"), vec![d], &l.attn_norm));
+        tensors.push(t(n("attn_q"), vec![d, d], &l.wq));
+        tensors.push(t(n("attn_k"), vec![d, kv], &l.wk));
+        tensors.push(t(n("attn_v"), vec![d, kv], &l.wv));
+        tensors.push(t(n("attn_output"), vec![d, d], &l.wo));
+        tensors.push(t(n("ffn_norm"), vec![d], &l.ffn_norm));
+        tensors.push(t(n("ffn_gate"), vec![d, f], &l.w_gate));
+        tensors.push(t(n("ffn_up"), vec![d, f], &l.w_up));
+        tensors.push(t(n("ffn_down"), vec![f, d], &l.w_down));
     }
-    tensors.push(("output_norm.weight".into(), vec![d], &w.out_norm));
+    tensors.push(t("output_norm.weight".into(), vec![d], &w.out_norm));
+    write_gguf(&kvs, &tensors)
+}
 
-    let mut out = Vec::new();
-    out.extend_from_slice(b"GGUF");
-    out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(kvs.len() as u64).to_le_bytes());
-    for (k, v) in &kvs {
-        put_str(&mut out, k);
-        match v {
-            Value::U32(x) => {
-                out.extend_from_slice(&4u32.to_le_bytes());
-                out.extend_from_slice(&x.to_le_bytes());
-            }
-            Value::F32(x) => {
-                out.extend_from_slice(&6u32.to_le_bytes());
-                out.extend_from_slice(&x.to_le_bytes());
-            }
-            Value::Bool(x) => {
-                out.extend_from_slice(&7u32.to_le_bytes());
-                out.push(u8::from(*x));
-            }
-            Value::Str(s) => {
-                out.extend_from_slice(&8u32.to_le_bytes());
-                put_str(&mut out, s);
-            }
-            Value::StrArray(a) => {
-                out.extend_from_slice(&9u32.to_le_bytes());
-                out.extend_from_slice(&8u32.to_le_bytes());
-                out.extend_from_slice(&(a.len() as u64).to_le_bytes());
-                for s in a {
-                    put_str(&mut out, s);
-                }
-            }
-            Value::I32Array(a) => {
-                out.extend_from_slice(&9u32.to_le_bytes());
-                out.extend_from_slice(&5u32.to_le_bytes());
-                out.extend_from_slice(&(a.len() as u64).to_le_bytes());
-                for x in a {
-                    out.extend_from_slice(&x.to_le_bytes());
-                }
-            }
-        }
-    }
-    let mut offset = 0u64;
-    let mut offsets = Vec::new();
-    for (name, dims, data) in &tensors {
-        put_str(&mut out, name);
-        out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
-        for x in dims {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        out.extend_from_slice(&0u32.to_le_bytes()); // GGML F32
-        out.extend_from_slice(&offset.to_le_bytes());
-        offsets.push(offset);
-        offset += ((data.len() * 4) as u64).div_ceil(32) * 32;
-    }
-    while out.len() % 32 != 0 {
-        out.push(0);
-    }
-    let base = out.len();
-    for ((_, _, data), off) in tensors.iter().zip(offsets) {
-        out.resize(base + off as usize, 0);
-        for x in data.iter() {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    out
+/// The tiny model ([`tiny_config`], weights seeded with `seed`) as a GGUF file.
+pub fn tiny_gguf(seed: u64) -> Vec<u8> {
+    let config = tiny_config();
+    llama_gguf(&config, &LlamaWeights::random(&config, seed))
 }
 
 #[cfg(test)]

@@ -3,11 +3,9 @@
 //! files that must be refused with an error, never a panic.
 #![allow(clippy::unwrap_used)]
 
-mod model_support;
-
 use lucent_cvm_runtime::model::gguf::{GgufError, GgufFile, MetaValue};
 use lucent_cvm_runtime::model::quant::{dequantize, GgmlType};
-use model_support::{write_gguf, T, V};
+use lucent_cvm_runtime::tiny_model::{f32_bytes, write_gguf, GgufTensor as T, GgufValue as V};
 
 // f16 bit patterns of exactly representable values.
 const F16_HALF: [u8; 2] = 0x3800u16.to_le_bytes(); // 0.5
@@ -76,7 +74,7 @@ fn sample_file() -> (Vec<u8>, Vec<f32>, Vec<f32>, Vec<f32>) {
                 name: "f".into(),
                 dims: vec![3, 2],
                 code: 0,
-                raw: model_support::f32_bytes(&f32s),
+                raw: f32_bytes(&f32s),
             },
         ],
     );

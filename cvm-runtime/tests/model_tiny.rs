@@ -3,8 +3,6 @@
 //! full recomputation, generation limits and errors, and a tiny GGUF loaded end to end.
 #![allow(clippy::unwrap_used)]
 
-mod model_support;
-
 use std::ops::ControlFlow;
 
 use burn::tensor::Device;
@@ -13,12 +11,21 @@ use lucent_cvm_runtime::model::sampling::SamplingParams;
 use lucent_cvm_runtime::model::{
     ChatMessage, LanguageModel, Model, ModelError, ModelLimits, Role, StopReason,
 };
-use model_support::{tiny_config, tiny_gguf, tiny_vocab};
+use lucent_cvm_runtime::tiny_model::{llama_gguf as tiny_gguf, tiny_vocab};
 
 const SEED: u64 = 0x5eed_1ace;
 
+/// The tiny model's hyper-parameters with a short context, so tests can fill it.
+fn tiny_config() -> LlamaConfig {
+    LlamaConfig {
+        vocab_size: tiny_vocab().0.len(),
+        max_seq_len: 512,
+        ..lucent_cvm_runtime::tiny_model::tiny_config()
+    }
+}
+
 fn tiny() -> (LlamaConfig, LlamaWeights) {
-    let config = tiny_config(tiny_vocab().0.len());
+    let config = tiny_config();
     let weights = LlamaWeights::random(&config, SEED);
     (config, weights)
 }

@@ -17,12 +17,6 @@
 use std::path::{Path, PathBuf};
 
 use lucent_verifier::bundle::{BundlePolicy, BundleTrust};
-use lucent_verifier::checkpoint::LogKey;
-use lucent_verifier::cosignature::{WitnessKey, WitnessPolicy};
-use lucent_verifier::note::NoteVerifierKey;
-use lucent_verifier::snp::SnpTrust;
-use lucent_verifier::statement::{Measurement, Platform};
-use lucent_verifier::tdx::TdxTrust;
 use serde::Deserialize;
 
 use crate::broker::BrokerConfig;
@@ -49,9 +43,13 @@ pub struct FileConfig {
     pub witnesses: Vec<String>,
     /// Witness quorum.
     pub witness_quorum: usize,
+    /// Accept checkpoints no witness cosigned (needs `witnesses = []` and quorum 0). A log
+    /// could then show the broker a history of its own: tests only.
+    #[serde(default)]
+    pub dangerous_no_witnesses: bool,
     /// Operator keys.
     pub operators: Vec<String>,
-    /// Revoked measurements, `platform:hex`.
+    /// Revoked measurements, hex (`sev-snp:` or `tdx:` prefix optional).
     #[serde(default)]
     pub revoked: Vec<String>,
     /// Trust the simulated TEE root. Never in production.
@@ -73,30 +71,16 @@ impl FileConfig {
 
     /// The broker configuration (reads the key file).
     pub fn broker_config(&self) -> anyhow::Result<BrokerConfig> {
-        let log = LogKey::new(NoteVerifierKey::parse(&self.log_key)?);
-        let witnesses = self
-            .witnesses
-            .iter()
-            .map(|w| WitnessKey::parse(w))
-            .collect::<Result<Vec<_>, _>>()?;
-        let witnesses = if witnesses.is_empty() && self.witness_quorum == 0 {
-            WitnessPolicy::dangerous_no_witnesses()
-        } else {
-            WitnessPolicy::new(witnesses, self.witness_quorum)?
-        };
-        let operators = self
-            .operators
-            .iter()
-            .map(|o| NoteVerifierKey::parse(o))
-            .collect::<Result<Vec<_>, _>>()?;
-        let revoked = self
-            .revoked
-            .iter()
-            .map(|r| parse_measurement(r))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut snp = SnpTrust::amd();
+        let mut trust = BundleTrust::from_text::<String>(
+            &self.log_key,
+            &self.witnesses,
+            Some(self.witness_quorum),
+            self.dangerous_no_witnesses,
+            &self.operators,
+            &self.revoked,
+        )?;
         if self.dangerous_trust_simulated_root {
-            snp = snp.dangerous_trust_simulated_root();
+            trust.snp = trust.snp.dangerous_trust_simulated_root();
         }
         let raw =
             zeroize::Zeroizing::new(std::fs::read(&self.weights_key_file).map_err(|e| {
@@ -114,31 +98,11 @@ impl FileConfig {
             WeightsKey::from_bytes(&bytes)?
         };
         Ok(BrokerConfig {
-            trust: BundleTrust {
-                log,
-                witnesses,
-                operators,
-                snp,
-                tdx: TdxTrust::intel(),
-                amd_crl: None,
-                revoked,
-            },
+            trust,
             policy: BundlePolicy::default(),
             nonce_ttl_secs: self.nonce_ttl_secs,
             state_file: StateFile::new(&self.state_file),
             weights_key,
         })
     }
-}
-
-fn parse_measurement(text: &str) -> anyhow::Result<Measurement> {
-    let (platform, hex_m) = text
-        .split_once(':')
-        .ok_or_else(|| anyhow::anyhow!("revoked {text:?}: want platform:hex"))?;
-    let platform = match platform {
-        "sev-snp" => Platform::SevSnp,
-        "tdx" => Platform::Tdx,
-        other => anyhow::bail!("revoked: unknown platform {other:?}"),
-    };
-    Ok(Measurement::new(platform, &hex::decode(hex_m)?)?)
 }

@@ -4,7 +4,8 @@
 //! - a logged runtime gets its key and answers an encrypted summarisation request that only
 //!   the client can open (SQLite, and PostgreSQL when one is reachable);
 //! - with an unlogged measurement, a revoked or expired release, or a wrong log key, it gets
-//!   no key and answers nothing but the specific refusal;
+//!   no key and answers nothing but the specific refusal; a release revoked after it opened
+//!   closes it on the next periodic self-check;
 //! - a canary in requests appears in no output, no file and no other response;
 //! - bad input on every endpoint gets a specific error and the runtime keeps serving;
 //! - the real SmolLM2 weights, when present.
@@ -190,6 +191,71 @@ fn revoked_release_gets_no_key() {
         .unwrap();
     let mut rt = net.start_runtime(&config, "revoked").unwrap();
     assert_closed(&net, &mut rt, "revoked");
+}
+
+/// A release revoked after the runtime opened: the next periodic self-check sees the
+/// revocation in the log and closes the runtime; from then on it hands out no bundle and
+/// answers every request with the `revoked` refusal naming its measurement.
+#[test]
+fn revocation_after_open_closes_on_the_next_check() {
+    let net = devnet(Backend::Sqlite);
+    let settings = RuntimeSettings {
+        label: "revoked later".into(),
+        recheck_secs: 1,
+        ..RuntimeSettings::default()
+    };
+    let mut rt = open_runtime(&net, &settings, "revoked-later");
+    net.publish_keyconfig_of(&rt).unwrap();
+    let client = CvmClient::attest(&rt.url, &net.client_trust().unwrap()).expect("attest");
+    client
+        .ask("/v1/summarize", "the meeting moved to Friday", Some(2))
+        .expect("open runtime answers");
+
+    let measurement = Devnet::measurement_of(&rt.config);
+    net.revoke(measurement.clone(), "test: withdrawn after boot")
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        let v: serde_json::Value = net
+            .http()
+            .get(format!("{}/v1/status", rt.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if v["state"] == "closed" {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still open 30 s after the revocation: {v}\n{}",
+            rt.proc.output()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status["code"], "revoked", "{status}");
+    let hex = measurement.to_hex();
+    assert_eq!(status["measurement"], hex.as_str());
+
+    // No bundle (so no key config) for anyone, and requests sealed to the key it had are
+    // refused with the specific reason.
+    let r = net
+        .http()
+        .get(format!("{}/v1/attestation", rt.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let (code, message) = error_of(&r.bytes().unwrap());
+    assert_eq!(code, "revoked");
+    assert!(message.contains(&hex), "{message}");
+    let plain = serde_json::to_vec(&serde_json::json!({"text": "still there?"})).unwrap();
+    let (request, _) = client.seal(&plain).unwrap();
+    let (status, body) = client.post_raw("/v1/summarize", request).unwrap();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(error_of(&body).0, "revoked");
+    assert!(CvmClient::attest(&rt.url, &net.client_trust().unwrap()).is_err());
+    assert!(rt.proc.output().contains("self-check failed: closed"));
+    assert!(rt.proc.running());
 }
 
 #[test]
