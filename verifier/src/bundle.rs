@@ -839,8 +839,7 @@ mod trust_text_tests {
         let (log, op, w) = keys();
         let snp = "ab".repeat(48);
         let tdx = format!("tdx:{}", "cd".repeat(240));
-        let t =
-            BundleTrust::from_text(&log, &[w.clone()], None, false, &[op], &[snp, tdx]).unwrap();
+        let t = BundleTrust::from_text(&log, &[w], None, false, &[op], &[snp, tdx]).unwrap();
         assert_eq!(t.witnesses.quorum(), 1, "quorum defaults to every witness");
         assert_eq!(t.operators.len(), 1);
         assert_eq!(t.revoked[0].platform(), Platform::SevSnp);
