@@ -202,7 +202,8 @@ fn open_runtime(net: &Devnet, settings: &RuntimeSettings, name: &str) -> (Runtim
 fn over_http(real_gguf: Option<&[u8]>) {
     println!("== against real processes (release builds, log on SQLite)");
     let bins: Bins = lucent_tests::test_bins!();
-    let net = Devnet::start(bins.clone(), DevnetOptions::default()).unwrap();
+    let mut net = Devnet::start(bins.clone(), DevnetOptions::default()).unwrap();
+    net.runtime_log = "info".into();
     let (rt, config) = open_runtime(
         &net,
         &RuntimeSettings {
@@ -239,6 +240,20 @@ fn over_http(real_gguf: Option<&[u8]>) {
             sealed_rps / status_rps
         );
     }
+    // Where a tiny-model request's time goes: the round trip beside the model time the
+    // runtime reports (whole milliseconds).
+    let http = keep_alive();
+    let (mut totals, mut models) = (Vec::new(), Vec::new());
+    for _ in 0..200 {
+        let t = Instant::now();
+        models.push(ask(&http, &url, &config, TINY_TOKENS) as f64);
+        totals.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "tiny model, 1 client, 200 requests: round trip median {:.2} ms, model (runtime's clock) median {:.0} ms",
+        median(totals),
+        median(models)
+    );
     drop(rt);
     drop(net);
 
@@ -246,7 +261,8 @@ fn over_http(real_gguf: Option<&[u8]>) {
         println!("SmolLM2-135M over HTTP: SKIPPED (weights not found)");
         return;
     };
-    let net = Devnet::start_with_model(bins, DevnetOptions::default(), gguf).unwrap();
+    let mut net = Devnet::start_with_model(bins, DevnetOptions::default(), gguf).unwrap();
+    net.runtime_log = "info".into();
     let (rt, config) = open_runtime(
         &net,
         &RuntimeSettings {

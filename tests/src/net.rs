@@ -236,6 +236,9 @@ pub struct Devnet {
     pub weights_file: PathBuf,
     /// SHA-256 of the plaintext weights (the releases' model digest).
     pub model_digest: [u8; 32],
+    /// `RUST_LOG` of runtimes started from now on (default `debug`: the tests that search
+    /// the logs for leaks want every line there is; benchmarks use `info`, the default).
+    pub runtime_log: String,
     http: reqwest::blocking::Client,
 }
 
@@ -426,6 +429,7 @@ impl Devnet {
             broker_url,
             weights_file,
             model_digest,
+            runtime_log: "debug".into(),
             http,
         })
     }
@@ -563,7 +567,9 @@ impl Devnet {
         let path = rdir.join("runtime.toml");
         std::fs::write(&path, config)?;
         let mut cmd = Command::new(&self.bins.runtime);
-        cmd.arg("--config").arg(&path).env("RUST_LOG", "debug");
+        cmd.arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", &self.runtime_log);
         let mut proc = Proc::spawn(cmd, &self.dir.path().join("logs"), name)?;
         let url = proc.wait_listening(Duration::from_secs(30))?;
         Ok(RuntimeProc {
