@@ -272,13 +272,13 @@ impl LlamaWeights {
 
 struct Layer {
     attn_norm: Tensor<2>,
-    wq: Tensor<2>,
-    wk: Tensor<2>,
-    wv: Tensor<2>,
+    /// The query, key and value projections side by side, `[dim, dim + 2 kv_dim]`: one
+    /// matrix product instead of three.
+    wqkv: Tensor<2>,
     wo: Tensor<2>,
     ffn_norm: Tensor<2>,
-    w_gate: Tensor<2>,
-    w_up: Tensor<2>,
+    /// The SwiGLU gate and up projections side by side, `[dim, 2 ffn_dim]`.
+    w_gate_up: Tensor<2>,
     w_down: Tensor<2>,
 }
 
@@ -381,12 +381,22 @@ impl Llama {
         for (i, l) in weights.layers.into_iter().enumerate() {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(Layer {
-                wq: linear(&n("attn_q"), &l.wq, d, d)?,
-                wk: linear(&n("attn_k"), &l.wk, kv, d)?,
-                wv: linear(&n("attn_v"), &l.wv, kv, d)?,
+                wqkv: Tensor::cat(
+                    vec![
+                        linear(&n("attn_q"), &l.wq, d, d)?,
+                        linear(&n("attn_k"), &l.wk, kv, d)?,
+                        linear(&n("attn_v"), &l.wv, kv, d)?,
+                    ],
+                    1,
+                ),
                 wo: linear(&n("attn_output"), &l.wo, d, d)?,
-                w_gate: linear(&n("ffn_gate"), &l.w_gate, f, d)?,
-                w_up: linear(&n("ffn_up"), &l.w_up, f, d)?,
+                w_gate_up: Tensor::cat(
+                    vec![
+                        linear(&n("ffn_gate"), &l.w_gate, f, d)?,
+                        linear(&n("ffn_up"), &l.w_up, f, d)?,
+                    ],
+                    1,
+                ),
                 w_down: linear(&n("ffn_down"), &l.w_down, d, f)?,
                 attn_norm: norm(&n("attn_norm"), l.attn_norm)?,
                 ffn_norm: norm(&n("ffn_norm"), l.ffn_norm)?,
@@ -502,20 +512,13 @@ impl Llama {
 
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
             let hn = self.rms_norm(x.clone(), &layer.attn_norm);
-            let q = hn
-                .clone()
-                .matmul(layer.wq.clone())
-                .reshape([t, h, hd])
-                .swap_dims(0, 1);
-            let k = hn
-                .clone()
-                .matmul(layer.wk.clone())
-                .reshape([t, kvh, hd])
-                .swap_dims(0, 1);
-            let v = hn
-                .matmul(layer.wv.clone())
-                .reshape([t, kvh, hd])
-                .swap_dims(0, 1);
+            let qkv = hn.matmul(layer.wqkv.clone());
+            let q = qkv.clone().narrow(1, 0, h * hd);
+            let k = qkv.clone().narrow(1, h * hd, kvh * hd);
+            let v = qkv.narrow(1, (h + kvh) * hd, kvh * hd);
+            let q = q.reshape([t, h, hd]).swap_dims(0, 1);
+            let k = k.reshape([t, kvh, hd]).swap_dims(0, 1);
+            let v = v.reshape([t, kvh, hd]).swap_dims(0, 1);
             let q = self.rope(q, &cos, &sin);
             let k = self.rope(k, &cos, &sin);
             let (k, v) = match slot.take() {
@@ -539,8 +542,10 @@ impl Llama {
             x = x + o.matmul(layer.wo.clone());
 
             let hn = self.rms_norm(x.clone(), &layer.ffn_norm);
-            let g = hn.clone().matmul(layer.w_gate.clone());
-            let u = hn.matmul(layer.w_up.clone());
+            let f = c.ffn_dim;
+            let gu = hn.matmul(layer.w_gate_up.clone());
+            let g = gu.clone().narrow(1, 0, f);
+            let u = gu.narrow(1, f, f);
             x = x + (activation::silu(g) * u).matmul(layer.w_down.clone());
         }
         cache.len = s_len;
