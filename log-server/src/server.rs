@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use lucent_verifier::note::{NoteSigner, NoteVerifierKey};
 use tokio::net::TcpListener;
@@ -296,6 +297,13 @@ impl Log {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let router = self.router();
+        // No Nagle delay: a response written in more than one piece (headers, then a body
+        // stream) must not wait for the client's delayed ACK.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;

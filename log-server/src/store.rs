@@ -244,8 +244,22 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// `($k,$k+1,…),(…)` for `rows` rows of `cols` columns.
-fn values_sql(rows: usize, cols: usize) -> String {
+/// The `n`th (1-based) bind placeholder of a statement: `$n` for PostgreSQL; a plain `?` for
+/// SQLite, which binds them in order. (Numbered SQLite parameters make every bind look its
+/// name up in a list as long as the statement's parameters, so a 5000-parameter INSERT
+/// spends most of its time binding.)
+fn placeholder(backend: Backend, n: usize, out: &mut String) {
+    match backend {
+        Backend::Sqlite => out.push('?'),
+        Backend::Postgres => {
+            out.push('$');
+            out.push_str(&n.to_string());
+        }
+    }
+}
+
+/// `(p1,p2,…),(…)` for `rows` rows of `cols` bind placeholders, for a multi-row `INSERT`.
+pub fn values_sql(backend: Backend, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 6);
     let mut n = 1;
     for r in 0..rows {
@@ -257,8 +271,7 @@ fn values_sql(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&n.to_string());
+            placeholder(backend, n, &mut s);
             n += 1;
         }
         s.push(')');
@@ -266,12 +279,16 @@ fn values_sql(rows: usize, cols: usize) -> String {
     s
 }
 
-/// `$1,$2,…,$n`.
-fn list_sql(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
+/// `p1,p2,…,pn`, for an `IN (…)` list.
+fn list_sql(backend: Backend, n: usize) -> String {
+    let mut s = String::with_capacity(n * 6);
+    for i in 1..=n {
+        if i > 1 {
+            s.push(',');
+        }
+        placeholder(backend, i, &mut s);
+    }
+    s
 }
 
 fn checkpoint_row(row: &AnyRow) -> StoreResult<StoredCheckpoint> {
@@ -329,6 +346,9 @@ impl SqlStore {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA synchronous = FULL").await?;
                             conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            // 32 MiB of page cache (the default is 2 MiB): the leaf-hash
+                            // index takes random inserts, which thrash a small cache.
+                            conn.execute("PRAGMA cache_size = -32768").await?;
                             Ok(())
                         })
                     })
@@ -388,7 +408,7 @@ impl SqlStore {
         for chunk in candidates.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "SELECT leaf_hash, idx FROM entries WHERE leaf_hash IN ({})",
-                list_sql(chunk.len())
+                list_sql(self.backend, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for c in chunk {
@@ -420,7 +440,7 @@ impl SqlStore {
             for chunk in new_rows.chunks(INSERT_CHUNK) {
                 let sql = format!(
                     "INSERT INTO entries (idx, leaf_hash, data, kind, lookup) VALUES {}",
-                    values_sql(chunk.len(), 5)
+                    values_sql(self.backend, chunk.len(), 5)
                 );
                 let mut q = sqlx::query(&sql);
                 for c in chunk {
@@ -437,7 +457,7 @@ impl SqlStore {
             for chunk in plan.hashes.chunks(INSERT_CHUNK) {
                 let sql = format!(
                     "INSERT INTO hashes (level, idx, hash) VALUES {}",
-                    values_sql(chunk.len(), 3)
+                    values_sql(self.backend, chunk.len(), 3)
                 );
                 let mut q = sqlx::query(&sql);
                 for (level, i, h) in chunk {
@@ -467,7 +487,7 @@ impl SqlStore {
         for chunk in candidates.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "DELETE FROM pending WHERE leaf_hash IN ({})",
-                list_sql(chunk.len())
+                list_sql(self.backend, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for c in chunk {
