@@ -16,8 +16,10 @@
 //! request_timeout_ms = 60000
 //! max_input_tokens = 2048
 //! max_output_tokens = 256
-//! # Only for tests and local devnets: use the simulated SEV-SNP TEE.
+//! # Only for tests and local devnets: use the simulated SEV-SNP TEE; accept checkpoints
+//! # no witness cosigned (with witnesses = [] and witness_quorum = 0).
 //! dangerous_simulated_tee = false
+//! dangerous_no_witnesses = false
 //! ```
 //!
 //! # The measured configuration

@@ -10,8 +10,10 @@
 //! witness_quorum = 1
 //! operators = ["operator.example.com+...+..."]    # release signers
 //! revoked = ["sev-snp:<hex measurement>"]
-//! # Only for tests and local devnets: trust the simulated TEE's public test root.
+//! # Only for tests and local devnets: trust the simulated TEE's public test root; accept
+//! # checkpoints no witness cosigned (with witnesses = [] and witness_quorum = 0).
 //! dangerous_trust_simulated_root = false
+//! dangerous_no_witnesses = false
 //! ```
 
 use std::path::{Path, PathBuf};
