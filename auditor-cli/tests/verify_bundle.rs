@@ -26,21 +26,11 @@ struct World {
 
 fn bundle(w: &World, nonce: &[u8], extra_entries: u32) -> Vec<u8> {
     let release = Statement::Release(Release {
-        measurement: Measurement::new(Platform::SevSnp, &MEASUREMENT).unwrap(),
         version: "2.0.0".into(),
-        source: "https://example.com/lucent".into(),
-        commit: vec![0x22; 20],
-        firmware: [1; 32],
-        kernel: [2; 32],
-        initrd: [3; 32],
-        cmdline: [4; 32],
-        vcpus: 4,
-        vcpu_type: "EPYC-v4".into(),
-        guest_features: 1,
-        vmm_type: "qemu".into(),
-        model: [5; 32],
-        min_tcb: vec![0; 8],
-        not_after: 2_000_000_000,
+        ..Release::example(
+            Measurement::new(Platform::SevSnp, &MEASUREMENT).unwrap(),
+            2_000_000_000,
+        )
     })
     .sign(&w.operator)
     .unwrap();

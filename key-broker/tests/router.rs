@@ -35,23 +35,10 @@ const NOW: u64 = 1_893_456_000;
 const MEASUREMENT: [u8; 48] = [0x6d; 48];
 
 fn release(measurement: [u8; 48]) -> Release {
-    Release {
-        measurement: Measurement::new(Platform::SevSnp, &measurement).unwrap(),
-        version: "1.0.0".into(),
-        source: "https://github.com/lucent-tee/lucent".into(),
-        commit: vec![0x11; 20],
-        firmware: [1; 32],
-        kernel: [2; 32],
-        initrd: [3; 32],
-        cmdline: [4; 32],
-        vcpus: 4,
-        vcpu_type: "EPYC-v4".into(),
-        guest_features: 1,
-        vmm_type: "qemu".into(),
-        model: [5; 32],
-        min_tcb: vec![0; 8],
-        not_after: NOW + 86_400,
-    }
+    Release::example(
+        Measurement::new(Platform::SevSnp, &measurement).unwrap(),
+        NOW + 86_400,
+    )
 }
 
 struct World {

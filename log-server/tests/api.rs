@@ -510,30 +510,9 @@ async fn rate_limit_health_and_metrics() {
 }
 
 fn release(signer: &NoteSigner, measurement: Measurement) -> Vec<u8> {
-    // SEV-SNP's TCB_VERSION is 8 bytes, TDX's TEE_TCB_SVN 16.
-    let min_tcb = match measurement.platform() {
-        Platform::SevSnp => vec![0; 8],
-        Platform::Tdx => vec![0; 16],
-    };
-    Statement::Release(Release {
-        measurement,
-        version: "1.0.0".into(),
-        source: "https://example.com/lucent".into(),
-        commit: vec![7; 20],
-        firmware: [1; 32],
-        kernel: [2; 32],
-        initrd: [3; 32],
-        cmdline: [4; 32],
-        vcpus: 4,
-        vcpu_type: "EPYC-v4".into(),
-        guest_features: 1,
-        vmm_type: "qemu".into(),
-        model: [5; 32],
-        min_tcb,
-        not_after: 4_000_000_000,
-    })
-    .sign(signer)
-    .unwrap()
+    Statement::Release(Release::example(measurement, 4_000_000_000))
+        .sign(signer)
+        .unwrap()
 }
 
 /// Releases of both platforms are found by their full measurement (SEV-SNP 48 bytes, TDX

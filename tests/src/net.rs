@@ -511,21 +511,10 @@ impl Devnet {
     /// A release of `measurement` valid until `not_after`, naming this devnet's model.
     pub fn release(&self, measurement: Measurement, not_after: u64) -> Release {
         Release {
-            measurement,
             version: format!("devnet-{}", now_unix()),
-            source: "https://github.com/lucent-tee/lucent".into(),
-            commit: vec![0x11; 20],
-            firmware: [1; 32],
-            kernel: [2; 32],
-            initrd: [3; 32],
-            cmdline: [4; 32],
             vcpus: 1,
-            vcpu_type: "EPYC-v4".into(),
-            guest_features: 1,
-            vmm_type: "qemu".into(),
             model: self.model_digest,
-            min_tcb: vec![0; 8],
-            not_after,
+            ..Release::example(measurement, not_after)
         }
     }
 

@@ -147,21 +147,11 @@ fn bundle(c: &mut Criterion) {
         .map(|i| WitnessSigner::from_seed(&format!("w{i}.lucent.test"), &[10 + i; 32]).unwrap())
         .collect();
     let release = Release {
-        measurement: Measurement::new(Platform::SevSnp, &[0x6d; 48]).unwrap(),
         version: "1.2.3".into(),
-        source: "https://github.com/lucent-tee/lucent".into(),
-        commit: vec![0x11; 20],
-        firmware: [1; 32],
-        kernel: [2; 32],
-        initrd: [3; 32],
-        cmdline: [4; 32],
-        vcpus: 4,
-        vcpu_type: "EPYC-v4".into(),
-        guest_features: 1,
-        vmm_type: "qemu".into(),
-        model: [5; 32],
-        min_tcb: vec![0; 8],
-        not_after: 2_000_000_000,
+        ..Release::example(
+            Measurement::new(Platform::SevSnp, &[0x6d; 48]).unwrap(),
+            2_000_000_000,
+        )
     };
     let note = Statement::Release(release).sign(&operator).unwrap();
     let mut tree = MemoryTree::new();

@@ -22,23 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let log = NoteSigner::from_seed("log.example", &[1; 32])?;
     let witness = WitnessSigner::from_seed("witness.example", &[2; 32])?;
 
-    let release = Statement::Release(Release {
-        measurement: Measurement::new(Platform::SevSnp, &[0x5a; 48])?,
-        version: "1.0.0".into(),
-        source: "https://github.com/lucent-tee/lucent".into(),
-        commit: vec![0x11; 20],
-        firmware: [1; 32],
-        kernel: [2; 32],
-        initrd: [3; 32],
-        cmdline: [4; 32],
-        vcpus: 4,
-        vcpu_type: "EPYC-v4".into(),
-        guest_features: 1,
-        vmm_type: "qemu".into(),
-        model: [5; 32],
-        min_tcb: vec![0; 8],
-        not_after: 1_900_000_000,
-    });
+    let release = Statement::Release(Release::example(
+        Measurement::new(Platform::SevSnp, &[0x5a; 48])?,
+        1_900_000_000,
+    ));
     let keyconfig = Statement::KeyConfig(KeyConfig {
         key_id: 1,
         config: vec![1, 0, 32, 0xaa, 0xbb],

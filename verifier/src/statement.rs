@@ -127,6 +127,15 @@ impl Platform {
         }
     }
 
+    /// Length of a release's `min-tcb` for the platform: SEV-SNP's 8-byte TCB_VERSION,
+    /// TDX's 16-byte TEE_TCB_SVN.
+    pub fn min_tcb_len(self) -> usize {
+        match self {
+            Platform::SevSnp => 8,
+            Platform::Tdx => 16,
+        }
+    }
+
     fn parse(value: &str) -> Result<Self, StatementError> {
         match value {
             "sev-snp" => Ok(Platform::SevSnp),
@@ -235,6 +244,40 @@ pub struct Release {
     pub min_tcb: Vec<u8>,
     /// Seconds since the Unix epoch after which the release must not be trusted.
     pub not_after: u64,
+}
+
+impl Release {
+    /// A release of `measurement` valid until `not_after`, describing no real build:
+    /// placeholder digests (firmware `01…`, kernel `02…`, initrd `03…`, command line `04…`,
+    /// model `05…`), version `1.0.0`, 4 `EPYC-v4` vCPUs on `qemu`, and a zero minimum TCB.
+    /// For examples, tests and benchmarks; change fields with struct update syntax.
+    ///
+    /// ```
+    /// use lucent_verifier::statement::{Measurement, Platform, Release};
+    /// let m = Measurement::new(Platform::SevSnp, &[0xab; 48]).unwrap();
+    /// let r = Release { version: "2.0.0".into(), ..Release::example(m, 1_900_000_000) };
+    /// assert_eq!(r.min_tcb.len(), Platform::SevSnp.min_tcb_len());
+    /// ```
+    pub fn example(measurement: Measurement, not_after: u64) -> Release {
+        let min_tcb = vec![0; measurement.platform().min_tcb_len()];
+        Release {
+            measurement,
+            version: "1.0.0".into(),
+            source: "https://github.com/lucent-tee/lucent".into(),
+            commit: vec![0x11; 20],
+            firmware: [1; 32],
+            kernel: [2; 32],
+            initrd: [3; 32],
+            cmdline: [4; 32],
+            vcpus: 4,
+            vcpu_type: "EPYC-v4".into(),
+            guest_features: 1,
+            vmm_type: "qemu".into(),
+            model: [5; 32],
+            min_tcb,
+            not_after,
+        }
+    }
 }
 
 /// An RFC 9458 key configuration published for clients, with its validity window.
@@ -584,11 +627,7 @@ pub fn parse_text(text: &[u8]) -> Result<Statement, StatementError> {
             let guest_features = f.number("guest-features")?;
             let vmm_type = f.token("vmm-type")?;
             let model = f.digest("model")?;
-            let tcb_len = match measurement.platform {
-                Platform::SevSnp => 8,
-                Platform::Tdx => 16,
-            };
-            let min_tcb = f.hex_exact("min-tcb", tcb_len)?;
+            let min_tcb = f.hex_exact("min-tcb", measurement.platform.min_tcb_len())?;
             let not_after = f.number("not-after")?;
             Statement::Release(Release {
                 measurement,
@@ -660,23 +699,10 @@ mod tests {
     use super::*;
 
     pub(crate) fn sample_release() -> Release {
-        Release {
-            measurement: Measurement::new(Platform::SevSnp, &[0xab; 48]).unwrap(),
-            version: "1.0.0".into(),
-            source: "https://github.com/lucent-tee/lucent".into(),
-            commit: vec![0x11; 20],
-            firmware: [1; 32],
-            kernel: [2; 32],
-            initrd: [3; 32],
-            cmdline: [4; 32],
-            vcpus: 4,
-            vcpu_type: "EPYC-v4".into(),
-            guest_features: 1,
-            vmm_type: "qemu".into(),
-            model: [5; 32],
-            min_tcb: vec![0; 8],
-            not_after: 1_900_000_000,
-        }
+        Release::example(
+            Measurement::new(Platform::SevSnp, &[0xab; 48]).unwrap(),
+            1_900_000_000,
+        )
     }
 
     #[test]

@@ -171,21 +171,12 @@ pub fn statement(tag: u8, i: u32) -> Statement {
         });
     }
     Statement::Release(Release {
-        measurement: Measurement::new(Platform::SevSnp, &m).unwrap(),
         version: format!("1.0.{i}"),
-        source: "https://example.com/lucent".into(),
         commit: vec![tag; 20],
-        firmware: [1; 32],
-        kernel: [2; 32],
-        initrd: [3; 32],
-        cmdline: [4; 32],
-        vcpus: 4,
-        vcpu_type: "EPYC-v4".into(),
-        guest_features: 1,
-        vmm_type: "qemu".into(),
-        model: [5; 32],
-        min_tcb: vec![0; 8],
-        not_after: 1_900_000_000,
+        ..Release::example(
+            Measurement::new(Platform::SevSnp, &m).unwrap(),
+            1_900_000_000,
+        )
     })
 }
 
