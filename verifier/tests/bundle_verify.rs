@@ -28,21 +28,9 @@ const NOW: u64 = SIM_NOW;
 
 fn release(platform: Platform, measurement: &[u8], min_tcb: Vec<u8>, not_after: u64) -> Release {
     Release {
-        measurement: Measurement::new(platform, measurement).unwrap(),
         version: "1.2.3".into(),
-        source: "https://github.com/lucent-tee/lucent".into(),
-        commit: vec![0x11; 20],
-        firmware: [1; 32],
-        kernel: [2; 32],
-        initrd: [3; 32],
-        cmdline: [4; 32],
-        vcpus: 4,
-        vcpu_type: "EPYC-v4".into(),
-        guest_features: 1,
-        vmm_type: "qemu".into(),
-        model: [5; 32],
         min_tcb,
-        not_after,
+        ..Release::example(Measurement::new(platform, measurement).unwrap(), not_after)
     }
 }
 
