@@ -251,3 +251,53 @@ impl RuntimeConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use lucent_verifier::bundle::TrustConfigError;
+    use lucent_verifier::cosignature::WitnessSigner;
+    use lucent_verifier::note::NoteSigner;
+    use rand_core::OsRng;
+
+    fn text(witnesses: &str, quorum: usize, extra: &str) -> String {
+        let log = NoteSigner::generate(&mut OsRng, "log.example").unwrap();
+        let op = NoteSigner::generate(&mut OsRng, "operator.example").unwrap();
+        format!(
+            "listen = \"127.0.0.1:0\"\nlog_url = \"http://127.0.0.1:1\"\nlog_key = {:?}\n\
+             witnesses = [{witnesses}]\nwitness_quorum = {quorum}\noperators = [{:?}]\n\
+             broker_url = \"http://127.0.0.1:2\"\nweights_file = \"/nonexistent\"\n\
+             attester = \"simulated\"\ndangerous_simulated_tee = true\n{extra}",
+            log.verifier_key().as_str(),
+            op.verifier_key().as_str(),
+        )
+    }
+
+    #[test]
+    fn a_configuration_without_witnesses_is_refused_unless_dangerous() {
+        let w = WitnessSigner::generate(&mut OsRng, "witness.example").unwrap();
+        let with = format!("{:?}", w.witness_key().as_str());
+        let c = RuntimeConfig::parse(text(&with, 1, "").as_bytes()).unwrap();
+        assert_eq!(c.trust.witnesses.quorum(), 1);
+        assert!(c.trust.snp.trusts_simulated_root());
+
+        let e = RuntimeConfig::parse(text("", 0, "").as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                e.downcast_ref::<TrustConfigError>(),
+                Some(TrustConfigError::NoWitnesses)
+            ),
+            "{e:#}"
+        );
+        let c = RuntimeConfig::parse(text("", 0, "dangerous_no_witnesses = true\n").as_bytes())
+            .unwrap();
+        assert_eq!(c.trust.witnesses.quorum(), 0);
+        // A quorum the witness list cannot meet is an error, not a silent downgrade.
+        assert!(RuntimeConfig::parse(text(&with, 2, "").as_bytes()).is_err());
+        assert!(
+            RuntimeConfig::parse(text("", 1, "dangerous_no_witnesses = true\n").as_bytes())
+                .is_err()
+        );
+    }
+}

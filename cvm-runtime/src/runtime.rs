@@ -157,6 +157,18 @@ impl Runtime {
         }
     }
 
+    /// Closes with `closed`, logging why (`what` names the step that failed).
+    fn close(&self, closed: Closed, what: &'static str) {
+        tracing::warn!(
+            code = closed.code,
+            measurement = closed.measurement.as_deref().unwrap_or("unknown"),
+            log_size = closed.log_size,
+            reason = %closed.reason,
+            "{what}: closed"
+        );
+        self.set_phase(Phase::Closed(closed));
+    }
+
     /// The model limits from the configuration.
     pub fn model_limits(&self) -> ModelLimits {
         ModelLimits {
@@ -187,14 +199,7 @@ impl Runtime {
                     tracing::warn!(reason = %closed.reason, "self-check could not reach the log");
                     return;
                 }
-                tracing::warn!(
-                    code = closed.code,
-                    measurement = closed.measurement.as_deref().unwrap_or("unknown"),
-                    log_size = closed.log_size,
-                    reason = %closed.reason,
-                    "self-check failed: closed"
-                );
-                self.set_phase(Phase::Closed(closed));
+                self.close(closed, "self-check failed");
                 return;
             }
         };
@@ -241,14 +246,7 @@ impl Runtime {
                         Arc::new(Mutex::new(m))
                     }
                     Err(closed) => {
-                        tracing::warn!(
-                            code = closed.code,
-                            measurement = closed.measurement.as_deref().unwrap_or("unknown"),
-                            log_size = closed.log_size,
-                            reason = %closed.reason,
-                            "key release failed: closed"
-                        );
-                        self.set_phase(Phase::Closed(closed));
+                        self.close(closed, "key release failed");
                         return;
                     }
                 }

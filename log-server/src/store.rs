@@ -634,11 +634,11 @@ impl LogStore for SqlStore {
                 if i > 0 {
                     sql.push_str(" OR ");
                 }
-                sql.push_str(&format!(
-                    "(level = ${} AND idx = ${})",
-                    2 * i + 1,
-                    2 * i + 2
-                ));
+                sql.push_str("(level = ");
+                placeholder(self.backend, 2 * i + 1, &mut sql);
+                sql.push_str(" AND idx = ");
+                placeholder(self.backend, 2 * i + 2, &mut sql);
+                sql.push(')');
             }
             let mut q = sqlx::query(&sql);
             for (level, idx) in &nodes {
