@@ -33,7 +33,7 @@ pub struct GgufTensor {
     pub name: String,
     /// GGML dimensions, fastest-varying first.
     pub dims: Vec<u64>,
-    /// GGML type code (0 = F32, 2 = Q4_1 … as in `ggml.h`).
+    /// GGML type code (0 = F32, 3 = Q4_1, 8 = Q8_0 … as in `ggml.h`).
     pub code: u32,
     /// The raw data, already in that type's layout.
     pub raw: Vec<u8>,
@@ -178,6 +178,104 @@ pub fn tiny_config() -> LlamaConfig {
 /// A complete `llama` GGUF of `weights` (F32) with the [`tiny_vocab`] vocabulary, whose
 /// size `config.vocab_size` must be.
 pub fn llama_gguf(config: &LlamaConfig, w: &LlamaWeights) -> Vec<u8> {
+    let (d, kv, f, v) = (
+        config.dim as u64,
+        (config.n_kv_heads * config.head_dim()) as u64,
+        config.ffn_dim as u64,
+        config.vocab_size as u64,
+    );
+    let t = |name: String, dims: Vec<u64>, data: &[f32]| GgufTensor {
+        name,
+        dims,
+        code: 0,
+        raw: f32_bytes(data),
+    };
+    let mut tensors = vec![t("token_embd.weight".into(), vec![d, v], &w.embed)];
+    for (i, l) in w.layers.iter().enumerate() {
+        let n = |s: &str| format!("blk.{i}.{s}.weight");
+        tensors.push(t(n("attn_norm"), vec![d], &l.attn_norm));
+        tensors.push(t(n("attn_q"), vec![d, d], &l.wq));
+        tensors.push(t(n("attn_k"), vec![d, kv], &l.wk));
+        tensors.push(t(n("attn_v"), vec![d, kv], &l.wv));
+        tensors.push(t(n("attn_output"), vec![d, d], &l.wo));
+        tensors.push(t(n("ffn_norm"), vec![d], &l.ffn_norm));
+        tensors.push(t(n("ffn_gate"), vec![d, f], &l.w_gate));
+        tensors.push(t(n("ffn_up"), vec![d, f], &l.w_up));
+        tensors.push(t(n("ffn_down"), vec![f, d], &l.w_down));
+    }
+    tensors.push(t("output_norm.weight".into(), vec![d], &w.out_norm));
+    llama_gguf_of(config, &tensors)
+}
+
+/// The tiny model stored as SmolLM2's file is: linear weights in random Q4_1 blocks, token
+/// embeddings (tied output head) in random Q8_0 blocks, norms in F32; from a fixed `seed`.
+pub fn quantised_tiny_gguf(seed: u64) -> Vec<u8> {
+    use half::f16;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    let config = tiny_config();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (d, kv, f, v) = (
+        config.dim,
+        config.n_kv_heads * config.head_dim(),
+        config.ffn_dim,
+        config.vocab_size,
+    );
+    // Weights spread about ±1/√fan_in, as `LlamaWeights::random`.
+    let mut q4_1 = |name: String, rows: usize, cols: usize| {
+        let a = 1.0 / (cols as f32).sqrt();
+        let mut raw = Vec::new();
+        for _ in 0..rows * cols / 32 {
+            raw.extend(f16::from_f32(2.0 * a / 15.0).to_le_bytes());
+            raw.extend(f16::from_f32(-a).to_le_bytes());
+            raw.extend((0..16).map(|_| rng.gen::<u8>()));
+        }
+        GgufTensor {
+            name,
+            dims: vec![cols as u64, rows as u64],
+            code: 3,
+            raw,
+        }
+    };
+    let mut tensors = Vec::new();
+    for i in 0..config.n_layers {
+        let n = |s: &str| format!("blk.{i}.{s}.weight");
+        tensors.push(q4_1(n("attn_q"), d, d));
+        tensors.push(q4_1(n("attn_k"), kv, d));
+        tensors.push(q4_1(n("attn_v"), kv, d));
+        tensors.push(q4_1(n("attn_output"), d, d));
+        tensors.push(q4_1(n("ffn_gate"), f, d));
+        tensors.push(q4_1(n("ffn_up"), f, d));
+        tensors.push(q4_1(n("ffn_down"), d, f));
+    }
+    let mut embed = Vec::new();
+    for _ in 0..v * d / 32 {
+        embed.extend(f16::from_f32(1.0 / 127.0).to_le_bytes());
+        embed.extend((0..32).map(|_| rng.gen::<u8>()));
+    }
+    tensors.push(GgufTensor {
+        name: "token_embd.weight".into(),
+        dims: vec![d as u64, v as u64],
+        code: 8,
+        raw: embed,
+    });
+    let norm = |name: String| GgufTensor {
+        name,
+        dims: vec![d as u64],
+        code: 0,
+        raw: f32_bytes(&vec![1.0; d]),
+    };
+    for i in 0..config.n_layers {
+        tensors.push(norm(format!("blk.{i}.attn_norm.weight")));
+        tensors.push(norm(format!("blk.{i}.ffn_norm.weight")));
+    }
+    tensors.push(norm("output_norm.weight".into()));
+    llama_gguf_of(&config, &tensors)
+}
+
+/// A `llama` GGUF of `config`'s metadata, the [`tiny_vocab`] vocabulary and `tensors`.
+fn llama_gguf_of(config: &LlamaConfig, tensors: &[GgufTensor]) -> Vec<u8> {
     let (tokens, types, merges) = tiny_vocab();
     debug_assert_eq!(tokens.len(), config.vocab_size);
     let kvs = [
@@ -214,33 +312,7 @@ pub fn llama_gguf(config: &LlamaConfig, w: &LlamaWeights) -> Vec<u8> {
         ("tokenizer.ggml.eos_token_id", GgufValue::U32(2)),
         ("tokenizer.ggml.add_bos_token", GgufValue::Bool(false)),
     ];
-    let (d, kv, f, v) = (
-        config.dim as u64,
-        (config.n_kv_heads * config.head_dim()) as u64,
-        config.ffn_dim as u64,
-        config.vocab_size as u64,
-    );
-    let t = |name: String, dims: Vec<u64>, data: &[f32]| GgufTensor {
-        name,
-        dims,
-        code: 0,
-        raw: f32_bytes(data),
-    };
-    let mut tensors = vec![t("token_embd.weight".into(), vec![d, v], &w.embed)];
-    for (i, l) in w.layers.iter().enumerate() {
-        let n = |s: &str| format!("blk.{i}.{s}.weight");
-        tensors.push(t(n("attn_norm"), vec![d], &l.attn_norm));
-        tensors.push(t(n("attn_q"), vec![d, d], &l.wq));
-        tensors.push(t(n("attn_k"), vec![d, kv], &l.wk));
-        tensors.push(t(n("attn_v"), vec![d, kv], &l.wv));
-        tensors.push(t(n("attn_output"), vec![d, d], &l.wo));
-        tensors.push(t(n("ffn_norm"), vec![d], &l.ffn_norm));
-        tensors.push(t(n("ffn_gate"), vec![d, f], &l.w_gate));
-        tensors.push(t(n("ffn_up"), vec![d, f], &l.w_up));
-        tensors.push(t(n("ffn_down"), vec![f, d], &l.w_down));
-    }
-    tensors.push(t("output_norm.weight".into(), vec![d], &w.out_norm));
-    write_gguf(&kvs, &tensors)
+    write_gguf(&kvs, tensors)
 }
 
 /// The tiny model ([`tiny_config`], weights seeded with `seed`) as a GGUF file.

@@ -1,16 +1,21 @@
 //! The Llama decoder (SmolLM2's architecture) in burn: RMSNorm, rotary position embeddings,
 //! grouped-query attention with a key/value cache, SwiGLU feed-forward, tied or separate output
-//! head. Float32 throughout, on burn's pure-Rust CPU backend (`flex`).
+//! head. Float32 throughout, on burn's pure-Rust CPU backend (`flex`), except where
+//! [`packed`](super::packed) and [`vector`](super::vector) do a step faster than burn's
+//! operators can.
 //!
 //! GGUF stores the query and key projections of llama models permuted for ggml's "normal" RoPE,
 //! which rotates adjacent pairs `(x[2i], x[2i+1])`; that is the rotation implemented here.
 
-use burn::tensor::{activation, s, Device, Int, Tensor, TensorData};
+use burn::tensor::{s, Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 use super::gguf::{GgufError, GgufFile};
+use super::packed::PackedMatrix;
 use super::tokenizer::TokenId;
+use super::vector;
 
 /// Why the model could not be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +190,101 @@ pub struct LlamaWeights {
     pub out_norm: Vec<f32>,
     /// Output head `[vocab, dim]`; `None` when tied to the embeddings.
     pub lm_head: Option<Vec<f32>>,
+    /// The same linear weights in their GGUF block quantisation, when every one of them is
+    /// block-quantised: generating a token then reads these (about a fifth of the bytes).
+    pub packed: Option<PackedWeights>,
+}
+
+/// One block's linear weights kept block-quantised, `[out, in]` as in GGUF.
+#[derive(Debug, Clone)]
+pub struct PackedLayer {
+    /// Query, key and value projections stacked, `[dim + 2 kv_dim, dim]`.
+    pub qkv: PackedMatrix,
+    /// Attention output projection, `[dim, dim]`.
+    pub wo: PackedMatrix,
+    /// SwiGLU gate and up projections stacked, `[2 ffn_dim, dim]`.
+    pub gate_up: PackedMatrix,
+    /// SwiGLU down projection, `[dim, ffn_dim]`.
+    pub down: PackedMatrix,
+}
+
+/// All linear weights kept block-quantised (see [`PackedMatrix`]).
+#[derive(Debug, Clone)]
+pub struct PackedWeights {
+    /// Per decoder block.
+    pub layers: Vec<PackedLayer>,
+    /// The output head, or the token embeddings when tied, `[vocab, dim]`.
+    pub lm_head: PackedMatrix,
+}
+
+impl PackedWeights {
+    /// The block-quantised linear weights of a `llama` GGUF whose shapes were already checked;
+    /// `None` unless every one is Q4_1 or Q8_0 (and stacked ones share a quantisation).
+    fn from_gguf(file: &GgufFile<'_>, config: &LlamaConfig) -> Option<Self> {
+        let pack = |name: &str| {
+            let (info, raw) = file.tensor_bytes(name).ok()?;
+            match info.shape_row_major()[..] {
+                [rows, cols] => PackedMatrix::from_ggml(info.ggml_type, raw, rows, cols),
+                _ => None,
+            }
+        };
+        let layers = (0..config.n_layers)
+            .map(|i| {
+                let n = |s: &str| format!("blk.{i}.{s}.weight");
+                Some(PackedLayer {
+                    qkv: PackedMatrix::stack(vec![
+                        pack(&n("attn_q"))?,
+                        pack(&n("attn_k"))?,
+                        pack(&n("attn_v"))?,
+                    ])?,
+                    wo: pack(&n("attn_output"))?,
+                    gate_up: PackedMatrix::stack(vec![pack(&n("ffn_gate"))?, pack(&n("ffn_up"))?])?,
+                    down: pack(&n("ffn_down"))?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let lm_head = match file.tensor_info("output.weight") {
+            Ok(_) => pack("output.weight")?,
+            Err(_) => pack("token_embd.weight")?,
+        };
+        Some(PackedWeights { layers, lm_head })
+    }
+
+    /// Checks every matrix has the `[out, in]` shape `config` implies.
+    fn check(&self, config: &LlamaConfig) -> Result<(), LlamaError> {
+        let (d, kv, f, v) = (
+            config.dim,
+            config.n_kv_heads * config.head_dim(),
+            config.ffn_dim,
+            config.vocab_size,
+        );
+        let shape = |name: String, m: &PackedMatrix, rows: usize, cols: usize| {
+            if (m.rows(), m.cols()) == (rows, cols) {
+                Ok(())
+            } else {
+                Err(LlamaError::BadShape {
+                    name,
+                    got: vec![m.rows(), m.cols()],
+                    expected: vec![rows, cols],
+                })
+            }
+        };
+        if self.layers.len() != config.n_layers {
+            return Err(LlamaError::BadConfig(format!(
+                "{} layers of packed weights for {} blocks",
+                self.layers.len(),
+                config.n_layers
+            )));
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            let n = |s: &str| format!("packed blk.{i}.{s}");
+            shape(n("attn_qkv"), &l.qkv, d + 2 * kv, d)?;
+            shape(n("attn_output"), &l.wo, d, d)?;
+            shape(n("ffn_gate_up"), &l.gate_up, 2 * f, d)?;
+            shape(n("ffn_down"), &l.down, d, f)?;
+        }
+        shape("packed output".into(), &self.lm_head, v, d)
+    }
 }
 
 impl LlamaWeights {
@@ -220,6 +320,7 @@ impl LlamaWeights {
             layers,
             out_norm,
             lm_head: None,
+            packed: None,
         }
     }
 
@@ -266,6 +367,7 @@ impl LlamaWeights {
             layers,
             out_norm: get("output_norm.weight", &[d])?,
             lm_head,
+            packed: PackedWeights::from_gguf(file, config),
         })
     }
 }
@@ -289,10 +391,20 @@ pub struct Llama {
     embed: Tensor<2>,
     layers: Vec<Layer>,
     out_norm: Tensor<2>,
-    /// `[dim, vocab]`.
-    lm_head: Tensor<2>,
+    /// Only the last position reaches the head, always a single row.
+    lm_head: OutputHead,
     /// `[1, head_dim, head_dim]`: `x · P` maps each pair `(x0, x1)` to `(-x1, x0)`.
     rope_swap: Tensor<3>,
+    /// Block-quantised linear weights for single-token steps, when the file had them.
+    packed: Option<Vec<PackedLayer>>,
+}
+
+/// The output head, kept in one form only (it is the largest matrix: 113 MB as f32).
+enum OutputHead {
+    /// `[dim, vocab]` f32, in burn.
+    Dense(Tensor<2>),
+    /// `[vocab, dim]` block-quantised.
+    Packed(PackedMatrix),
 }
 
 impl std::fmt::Debug for Llama {
@@ -319,6 +431,41 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// A tensor's elements, row-major.
+fn read_back<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, LlamaError> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| LlamaError::Readback(format!("{e:?}")))
+}
+
+/// `x · w` for a linear layer (`w` is `[in, out]`) in burn.
+///
+/// burn's CPU backend hands a single-row product (every generated token) to `gemm`'s
+/// matrix-vector kernel, which runs on one thread however large the weight; that product is
+/// bound by memory bandwidth, which one core cannot saturate. So a single row is multiplied
+/// by column blocks of `w` (views, no copy) on the rayon pool and the pieces are joined.
+/// Every output element is the same dot product either way, so results are bit-identical.
+fn burn_project(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
+    let [rows, _] = x.dims();
+    let [_, cols] = w.dims();
+    // Blocks of at least 64 columns (256 bytes per weight row) keep the overhead small.
+    let parts = rayon::current_num_threads().min(cols / 64);
+    if rows != 1 || parts < 2 {
+        return x.matmul(w.clone());
+    }
+    // Block width rounded up to 16 floats so each block starts on a 64-byte boundary.
+    let width = cols.div_ceil(parts).next_multiple_of(16);
+    let pieces: Vec<Tensor<2>> = (0..cols.div_ceil(width))
+        .into_par_iter()
+        .map(|i| {
+            let start = i * width;
+            x.clone()
+                .matmul(w.clone().narrow(1, start, width.min(cols - start)))
+        })
+        .collect();
+    Tensor::cat(pieces, 1)
 }
 
 /// `[rows, cols]` row-major → `[cols, rows]` row-major, so `x · Wᵀ` is a plain matmul.
@@ -370,6 +517,9 @@ impl Llama {
             check(name, &w, d)?;
             Ok(tensor(w, [1, d]))
         };
+        if let Some(p) = &weights.packed {
+            p.check(&config)?;
+        }
         if weights.layers.len() != config.n_layers {
             return Err(LlamaError::BadConfig(format!(
                 "{} layers of weights for {} blocks",
@@ -403,12 +553,18 @@ impl Llama {
             });
         }
         check("token_embd", &weights.embed, v * d)?;
-        let lm_head = linear(
-            "output",
-            weights.lm_head.as_deref().unwrap_or(&weights.embed),
-            v,
-            d,
-        )?;
+        let (packed, lm_head) = match weights.packed {
+            Some(p) => (Some(p.layers), OutputHead::Packed(p.lm_head)),
+            None => (
+                None,
+                OutputHead::Dense(linear(
+                    "output",
+                    weights.lm_head.as_deref().unwrap_or(&weights.embed),
+                    v,
+                    d,
+                )?),
+            ),
+        };
         let hd = config.head_dim();
         let mut swap = vec![0.0f32; hd * hd];
         for i in 0..hd / 2 {
@@ -418,6 +574,7 @@ impl Llama {
         let rope_swap = Tensor::<3>::from_data(TensorData::new(swap, [1, hd, hd]), device);
         Ok(Llama {
             rope_swap,
+            packed,
             embed: tensor(weights.embed, [v, d]),
             out_norm: norm("output_norm", weights.out_norm)?,
             lm_head,
@@ -443,6 +600,27 @@ impl Llama {
     fn rms_norm(&self, x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
         let ms = x.clone().square().mean_dim(1);
         x * ms.add_scalar(self.config.rms_eps).sqrt().recip() * w.clone()
+    }
+
+    /// `x · w` for a linear layer. A single row (a generated token) with block-quantised
+    /// weights at hand goes through [`PackedMatrix::matvec`], which reads about a fifth of the
+    /// bytes; everything else is burn's product on the f32 weights.
+    fn project(
+        &self,
+        x: Tensor<2>,
+        w: &Tensor<2>,
+        packed: Option<&PackedMatrix>,
+    ) -> Result<Tensor<2>, LlamaError> {
+        match packed {
+            Some(p) if x.dims()[0] == 1 => {
+                let y = p.matvec(&read_back(x)?);
+                Ok(Tensor::from_data(
+                    TensorData::new(y, [1, p.rows()]),
+                    &self.device,
+                ))
+            }
+            _ => Ok(burn_project(x, w)),
+        }
     }
 
     /// Rotates adjacent pairs of `x` (`[heads, T, head_dim]`) by position:
@@ -510,9 +688,10 @@ impl Llama {
         });
         let scale = 1.0 / (hd as f32).sqrt();
 
-        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        for (i, (layer, slot)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
+            let packed = self.packed.as_ref().map(|p| &p[i]);
             let hn = self.rms_norm(x.clone(), &layer.attn_norm);
-            let qkv = hn.matmul(layer.wqkv.clone());
+            let qkv = self.project(hn, &layer.wqkv, packed.map(|p| &p.qkv))?;
             let q = qkv.clone().narrow(1, 0, h * hd);
             let k = qkv.clone().narrow(1, h * hd, kvh * hd);
             let v = qkv.narrow(1, (h + kvh) * hd, kvh * hd);
@@ -533,30 +712,33 @@ impl Llama {
             if let Some(m) = &mask {
                 att = att + m.clone();
             }
-            let att = activation::softmax(att, 2);
+            let mut att_rows = read_back(att)?;
+            vector::softmax_rows(&mut att_rows, s_len);
+            let att = Tensor::<3>::from_data(
+                TensorData::new(att_rows, [kvh, group * t, s_len]),
+                &self.device,
+            );
             let o = att
                 .matmul(v)
                 .reshape([h, t, hd])
                 .swap_dims(0, 1)
                 .reshape([t, h * hd]);
-            x = x + o.matmul(layer.wo.clone());
+            x = x + self.project(o, &layer.wo, packed.map(|p| &p.wo))?;
 
             let hn = self.rms_norm(x.clone(), &layer.ffn_norm);
             let f = c.ffn_dim;
-            let gu = hn.matmul(layer.w_gate_up.clone());
-            let g = gu.clone().narrow(1, 0, f);
-            let u = gu.narrow(1, f, f);
-            x = x + (activation::silu(g) * u).matmul(layer.w_down.clone());
+            let gu = self.project(hn, &layer.w_gate_up, packed.map(|p| &p.gate_up))?;
+            let gated = vector::swiglu(&read_back(gu)?, f);
+            let gated = Tensor::<2>::from_data(TensorData::new(gated, [t, f]), &self.device);
+            x = x + self.project(gated, &layer.w_down, packed.map(|p| &p.down))?;
         }
         cache.len = s_len;
 
         let last = x.slice(s![t - 1..t, ..]);
-        let logits = self
-            .rms_norm(last, &self.out_norm)
-            .matmul(self.lm_head.clone());
-        logits
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| LlamaError::Readback(format!("{e:?}")))
+        let last = self.rms_norm(last, &self.out_norm);
+        match &self.lm_head {
+            OutputHead::Dense(w) => read_back(burn_project(last, w)),
+            OutputHead::Packed(w) => Ok(w.matvec(&read_back(last)?)),
+        }
     }
 }

@@ -1,24 +1,31 @@
 //! The language model behind the AI features: conversation summaries and writing suggestions.
 //!
 //! SmolLM2-135M-Instruct (Apache-2.0, Llama architecture) runs in [burn] on its pure-Rust CPU
-//! backend (`flex`), float32 throughout. The weights arrive as a GGUF file (Q4_1 with a Q8_0
-//! embedding), which [`gguf`] parses from bytes in memory and [`quant`] dequantises exactly as
-//! ggml does; they never have to touch the disk. [`tokenizer`] is the byte-level BPE from the
-//! GGUF vocabulary, [`chat`] the ChatML template, [`llama`] the decoder with its key/value cache
-//! and [`sampling`] greedy or seeded temperature/top-p decoding.
+//! backend (`flex`), float32 arithmetic throughout. The weights arrive as a GGUF file (Q4_1 with
+//! a Q8_0 embedding), which [`gguf`] parses from bytes in memory and [`quant`] dequantises
+//! exactly as ggml does; they never have to touch the disk. [`tokenizer`] is the byte-level BPE
+//! from the GGUF vocabulary, [`chat`] the ChatML template, [`llama`] the decoder with its
+//! key/value cache and [`sampling`] greedy or seeded temperature/top-p decoding.
+//!
+//! Two steps run outside burn's operators, because burn's CPU backend does them one element or
+//! one thread at a time: [`packed`] multiplies a generated token by the weights straight from
+//! their quantised blocks (the same f32 weights, a fifth of the bytes to read), and [`vector`]
+//! evaluates the attention softmax and SwiGLU with a vectorised `exp`. Everything else (the
+//! prompt's matrix products, attention, norms, RoPE) is burn.
 //!
 //! The request path calls the [`Model`] trait. [`LanguageModel`] implements it, with limits on
 //! input and output length ([`ModelLimits`]); oversized input is refused with
 //! [`ModelError::InputTooLong`] before any work is done.
 //!
-//! What it does not do: batching several requests, GPU backends, quantised matmul kernels.
+//! What it does not do: batching several requests, GPU backends, quantised kernels for the
+//! prompt (it is multiplied by the dequantised f32 weights).
 //!
 //! ```no_run
 //! use lucent_cvm_runtime::model::{ChatMessage, LanguageModel, Model, ModelLimits, Role};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let bytes: Vec<u8> = std::fs::read("SmolLM2-135M-Instruct.Q4_1.gguf")?; // or decrypted in memory
 //! let model = LanguageModel::from_gguf_bytes(&bytes, ModelLimits::default())?;
-//! drop(bytes); // the model holds its own f32 copy
+//! drop(bytes); // the model holds its own copy
 //! let summary = model.summarize(&[
 //!     ChatMessage::new(Role::User, "Alice: lunch at noon?"),
 //!     ChatMessage::new(Role::User, "Bob: yes, the usual place."),
@@ -30,9 +37,11 @@
 pub mod chat;
 pub mod gguf;
 pub mod llama;
+pub mod packed;
 pub mod quant;
 pub mod sampling;
 pub mod tokenizer;
+pub mod vector;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
