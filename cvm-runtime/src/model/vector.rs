@@ -136,7 +136,8 @@ fn rows_per_task(width: usize) -> usize {
     (ELEMENTS_PER_TASK / width.max(1)).max(1)
 }
 
-/// `e^x` of every element, in place (see [`exp_lane`] for accuracy).
+/// `e^x` of every element, in place: within 2 ulp of the exact value for normal results,
+/// gradual below them, infinity above `ln(f32::MAX)`, NaN for NaN.
 pub fn exp(xs: &mut [f32]) {
     xs.par_chunks_mut(ELEMENTS_PER_TASK)
         .for_each(|c| Arch::new().dispatch(Exp(c)));
