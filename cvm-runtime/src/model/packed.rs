@@ -306,6 +306,27 @@ mod tests {
         }
     }
 
+    /// The module's promise: the kernel `pulp` picks for this CPU (AVX-512 or AVX2 here) gives
+    /// the same bits as the same code compiled for the baseline instruction set.
+    #[test]
+    fn the_dispatched_kernel_equals_plain_code_bit_for_bit() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (rows, cols) = (70, 576);
+        for ty in [GgmlType::Q4_1, GgmlType::Q8_0] {
+            let raw = random_blocks(ty, rows * cols / QK, &mut rng);
+            let x: Vec<f32> = (0..cols).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let m = PackedMatrix::from_ggml(ty, &raw, rows, cols).unwrap();
+            let mut plain = vec![0.0f32; rows];
+            match &m.blocks {
+                Blocks::Q4_1 { d, m, q } => rows_q4_1(d, m, q, &x, &mut plain),
+                Blocks::Q8_0 { d, q } => rows_q8_0(d, q, &x, &mut plain),
+            }
+            let dispatched: Vec<u32> = m.matvec(&x).iter().map(|v| v.to_bits()).collect();
+            let plain: Vec<u32> = plain.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(dispatched, plain, "{ty:?}");
+        }
+    }
+
     #[test]
     fn a_changed_block_changes_only_its_row() {
         let mut rng = StdRng::seed_from_u64(8);

@@ -121,26 +121,9 @@ impl pulp::WithSimd for SwiGlu<'_> {
     }
 }
 
-struct Exp<'a>(&'a mut [f32]);
-
-impl pulp::WithSimd for Exp<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        map_lanes(self.0, exp_lane);
-    }
-}
-
 /// Rows per rayon task for rows of `width` elements.
 fn rows_per_task(width: usize) -> usize {
     (ELEMENTS_PER_TASK / width.max(1)).max(1)
-}
-
-/// `e^x` of every element, in place: within 2 ulp of the exact value for normal results,
-/// gradual below them, infinity above `ln(f32::MAX)`, NaN for NaN.
-pub fn exp(xs: &mut [f32]) {
-    xs.par_chunks_mut(ELEMENTS_PER_TASK)
-        .for_each(|c| Arch::new().dispatch(Exp(c)));
 }
 
 /// Softmax over each row of `width` elements, in place: `e^(x - max) / Σ e^(x - max)`.
@@ -176,6 +159,21 @@ pub fn swiglu(gate_up: &[f32], ffn: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Exp<'a>(&'a mut [f32]);
+
+    impl pulp::WithSimd for Exp<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _simd: S) {
+            map_lanes(self.0, exp_lane);
+        }
+    }
+
+    /// `exp_lane` over a slice, compiled and dispatched as the softmax and SwiGLU kernels are.
+    fn exp(xs: &mut [f32]) {
+        Arch::new().dispatch(Exp(xs));
+    }
 
     fn rel_err(got: f32, want: f64) -> f64 {
         (f64::from(got) - want).abs() / want.abs()
