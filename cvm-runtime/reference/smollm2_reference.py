@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference for cvm-runtime's SmolLM2 model (issue 5).
+"""Independent reference for cvm-runtime's SmolLM2 model.
 
 Nothing here shares code with the Rust implementation:
   * weights are read and dequantised by the PyPI `gguf` package (llama.cpp's gguf-py, MIT);

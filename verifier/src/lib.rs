@@ -70,10 +70,9 @@ pub mod statement;
 pub mod tlog_proof;
 pub mod witness_protocol;
 
-// --- attestation (issue 4) modules ---
+// Attestation modules.
 pub mod binding;
 pub mod bundle;
 pub mod simulated;
 pub mod snp;
 pub mod tdx;
-// --- end attestation ---
