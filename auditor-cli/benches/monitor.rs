@@ -17,12 +17,12 @@ use lucent_auditor::audit::{Auditor, Trust};
 use lucent_auditor::fetch::{self, LogClient};
 use lucent_auditor::monitor::{self, MonitorOptions};
 use lucent_auditor::state::StateDir;
-use lucent_auditor::tree::CompactRange;
 use lucent_verifier::checkpoint::{verify_checkpoint, LogKey};
 use lucent_verifier::cosignature::WitnessPolicy;
 use lucent_verifier::merkle::LeafHash;
 use lucent_verifier::note::NoteSigner;
 use lucent_verifier::statement::{Measurement, Platform, Release, Statement};
+use lucent_verifier::tiles::{CompactRange, TilePath};
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -63,19 +63,19 @@ async fn raw_baseline(
     concurrency: usize,
 ) -> (u64, lucent_verifier::merkle::Hash, Vec<Vec<u8>>) {
     let client = LogClient::new(url).unwrap();
-    let tiles = (0..size.div_ceil(256)).map(|n| (n, (size - n * 256).min(256) as u32));
+    let tiles = (0..size.div_ceil(256)).map(|n| TilePath::in_tree(None, n, size).unwrap());
     let mut bundles = stream::iter(tiles)
-        .map(|(n, w)| {
+        .map(|t| {
             let c = client.clone();
-            async move { c.bundle(n, w).await.unwrap() }
+            async move { c.bundle(t).await.unwrap() }
         })
         .buffered(concurrency);
     let mut range = CompactRange::new();
     let mut all = Vec::new();
     while let Some(entries) = bundles.next().await {
-        for e in &entries {
-            range.push(LeafHash::of_entry(e));
-        }
+        range
+            .extend(entries.iter().map(|e| LeafHash::of_entry(e)))
+            .unwrap();
         all.extend(entries);
     }
     (range.size(), range.root(), all)

@@ -4,12 +4,12 @@
 //! verified checkpoint, then checked with [`lucent_verifier`]. The log's JSON API is used
 //! only as an index hint (which leaf to prove); a wrong hint fails the proof.
 
-use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use lucent_verifier::checkpoint::{
     verify_checkpoint, verify_witnessed, LogKey, SignedCheckpoint, WitnessedCheckpoint,
 };
 use lucent_verifier::cosignature::WitnessPolicy;
 use lucent_verifier::last_seen::{check_update, LastSeenError, Update};
+use lucent_verifier::log_api::{InclusionAnswer, ReleasesAnswer};
 use lucent_verifier::merkle::{InclusionProof, LeafHash};
 use lucent_verifier::note::NoteVerifierKey;
 use lucent_verifier::statement::{parse_unverified, verify_statement, Statement, StatementError};
@@ -195,10 +195,12 @@ async fn index_hint(a: &Auditor, leaf: &LeafHash, size: u64) -> Result<u64, Audi
             },
             e => e,
         })?;
-    v["index"].as_u64().ok_or_else(|| AuditError::Fetch {
-        url: a.client.url("v1/proof/inclusion"),
-        why: "answer has no index".into(),
-    })
+    serde_json::from_value::<InclusionAnswer>(v)
+        .map(|answer| answer.index)
+        .map_err(|e| AuditError::Fetch {
+            url: a.client.url("v1/proof/inclusion"),
+            why: format!("malformed answer: {e}"),
+        })
 }
 
 async fn prove_leaf(
@@ -309,25 +311,26 @@ async fn measurement_inclusion(
         return Err(AuditError::Usage(format!("measurement {m:?} is not hex")));
     }
     let c = cp.witnessed.checkpoint().clone();
+    let url = a.client.url(&format!("v1/releases/{m}"));
     let v = a.client.json(&format!("v1/releases/{m}")).await?;
+    let answer: ReleasesAnswer = serde_json::from_value(v).map_err(|e| AuditError::Fetch {
+        url,
+        why: format!("malformed answer: {e}"),
+    })?;
     let mut found = Vec::new();
     let mut human = String::new();
     let mut revoked = Vec::new();
-    for (kind, list) in [("release", &v["releases"]), ("revoke", &v["revocations"])] {
-        let empty = Vec::new();
-        for e in list.as_array().unwrap_or(&empty) {
-            let (Some(index), Some(b64)) = (e["index"].as_u64(), e["entry"].as_str()) else {
-                continue;
-            };
+    for (kind, list) in [
+        ("release", &answer.releases),
+        ("revoke", &answer.revocations),
+    ] {
+        for e in list {
+            let (index, bytes) = (e.index, &e.entry);
             if index >= c.size.0 {
                 // Sequenced after our checkpoint: not provable yet.
                 continue;
             }
-            let bytes = BASE64.decode(b64).map_err(|_| AuditError::Fetch {
-                url: a.client.url(&format!("v1/releases/{m}")),
-                why: format!("entry {index} is not base64"),
-            })?;
-            let st = check_statement(&bytes, operators, Some(index))?;
+            let st = check_statement(bytes, operators, Some(index))?;
             let measured = match &st {
                 Statement::Release(r) => r.measurement.to_hex(),
                 Statement::Revoke(r) => r.measurement.to_hex(),
@@ -342,7 +345,7 @@ async fn measurement_inclusion(
                     ),
                 });
             }
-            let proof = prove_leaf(a, cp, LeafHash::of_entry(&bytes), Some(index)).await?;
+            let proof = prove_leaf(a, cp, LeafHash::of_entry(bytes), Some(index)).await?;
             if let Statement::Revoke(r) = &st {
                 revoked.push(format!("index {index}: {}", r.reason));
             }
@@ -351,7 +354,7 @@ async fn measurement_inclusion(
                 statement_summary(&st)
             ));
             found.push(json!({
-                "kind": kind, "index": index, "leaf_hash": LeafHash::of_entry(&bytes).to_string(),
+                "kind": kind, "index": index, "leaf_hash": LeafHash::of_entry(bytes).to_string(),
                 "statement": statement_summary(&st), "proof": proof_json(&proof),
             }));
         }

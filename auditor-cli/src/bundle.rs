@@ -8,9 +8,10 @@
 //! verified.
 
 use lucent_verifier::bundle::{
-    verify_bundle, Bundle, BundlePolicy, BundleStep, BundleTrust, EvidenceVerdict, LastSeen,
+    verify_bundle, Bundle, BundlePolicy, BundleStep, EvidenceVerdict, LastSeen,
 };
 use lucent_verifier::checkpoint::verify_checkpoint;
+use lucent_verifier::trust::TrustSettings;
 use serde_json::{json, Value};
 
 use crate::audit::Report;
@@ -66,7 +67,7 @@ pub struct LastSeenSource<'a> {
 /// Verifies a bundle at `now` and reports every step.
 pub async fn verify(
     bytes: &[u8],
-    trust: &BundleTrust,
+    trust: &TrustSettings,
     policy: &BundlePolicy,
     last_seen: Option<LastSeenSource<'_>>,
     now: u64,

@@ -10,66 +10,15 @@ use std::time::Duration;
 use futures_util::future::try_join_all;
 use lucent_verifier::merkle::{ConsistencyProof, Hash, InclusionProof};
 use lucent_verifier::note::MAX_NOTE_BYTES;
+use lucent_verifier::tiles::{
+    decode_bundle, TilePath, MAX_BUNDLE_BYTES, MAX_HASH_TILE_BYTES, TILE_HEIGHT,
+};
 use tlog_tiles::{HashReader, Tile, TileHashReader, TileReader};
 
-use crate::{AuditError, TILE_HEIGHT, TILE_WIDTH};
+use crate::AuditError;
 
-/// Largest hash tile: 256 hashes.
-pub const MAX_HASH_TILE_BYTES: usize = TILE_WIDTH as usize * 32;
-/// Largest entry bundle: 256 entries of at most one statement note each.
-pub const MAX_BUNDLE_BYTES: usize = TILE_WIDTH as usize * (2 + MAX_NOTE_BYTES);
 /// Largest JSON answer read.
 pub const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
-
-/// The C2SP `tlog-tiles` path of a tile (`tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`).
-///
-/// `tlog_tiles` writes Go sumdb paths, which carry the height (`tile/8/0/000`); C2SP fixes
-/// the height at 8 and drops it, and calls level-0 data tiles `entries`.
-pub fn c2sp_path(tile: &Tile) -> String {
-    let go = tile.path();
-    let rest = go
-        .strip_prefix(&format!("tile/{TILE_HEIGHT}/"))
-        .unwrap_or(&go);
-    match rest.strip_prefix("data/") {
-        Some(r) => format!("tile/entries/{r}"),
-        None => format!("tile/{rest}"),
-    }
-}
-
-/// The entry bundle holding entries `[TILE_WIDTH·n, TILE_WIDTH·n + width)`.
-pub fn bundle_tile(n: u64, width: u32) -> Tile {
-    let mut t = Tile::new(TILE_HEIGHT, 0, n, width, false);
-    t.set_is_data();
-    t
-}
-
-/// Splits an entry bundle: each entry is a 2-byte big-endian length and that many bytes.
-pub fn parse_bundle(path: &str, data: &[u8], want: usize) -> Result<Vec<Vec<u8>>, AuditError> {
-    let bad = |why: String| AuditError::BadTile {
-        path: path.to_owned(),
-        why,
-    };
-    let mut out = Vec::with_capacity(want);
-    let mut rest = data;
-    while !rest.is_empty() {
-        if rest.len() < 2 {
-            return Err(bad("truncated length prefix".into()));
-        }
-        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-        let body = rest
-            .get(2..2 + len)
-            .ok_or_else(|| bad(format!("entry {} truncated", out.len())))?;
-        out.push(body.to_vec());
-        rest = &rest[2 + len..];
-        if out.len() > want {
-            break;
-        }
-    }
-    if out.len() != want {
-        return Err(bad(format!("{} entries, want {want}", out.len())));
-    }
-    Ok(out)
-}
 
 #[derive(Debug, Clone)]
 enum Source {
@@ -159,7 +108,9 @@ impl LogClient {
     /// The data of hash tiles, fetched concurrently (unverified).
     pub async fn tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, AuditError> {
         try_join_all(tiles.iter().map(|t| async move {
-            let path = c2sp_path(t);
+            let path = TilePath::try_from(*t)
+                .map_err(|e| AuditError::Internal(format!("tile {}: {e}", t.path())))?
+                .path();
             let data = self.get(&path, MAX_HASH_TILE_BYTES).await?;
             let want = t.width() as usize * 32;
             if data.len() != want {
@@ -173,11 +124,16 @@ impl LogClient {
         .await
     }
 
-    /// The entries of bundle `n` of width `width` (unverified).
-    pub async fn bundle(&self, n: u64, width: u32) -> Result<Vec<Vec<u8>>, AuditError> {
-        let path = c2sp_path(&bundle_tile(n, width));
+    /// The entries of an entry bundle (unverified).
+    pub async fn bundle(&self, tile: TilePath) -> Result<Vec<Vec<u8>>, AuditError> {
+        let path = tile.path();
         let data = self.get(&path, MAX_BUNDLE_BYTES).await?;
-        parse_bundle(&path, &data, width as usize)
+        // A bundle's width is at most 256, so it fits.
+        let want = usize::try_from(tile.width()).unwrap_or(usize::MAX);
+        decode_bundle(&data, want).map_err(|e| AuditError::BadTile {
+            path,
+            why: e.to_string(),
+        })
     }
 
     /// A JSON answer from the log's API (hints only: never trusted).
@@ -460,35 +416,4 @@ pub async fn root_at(
     })
     .await?;
     Ok(Hash::from(h))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn c2sp_paths() {
-        assert_eq!(c2sp_path(&Tile::new(8, 0, 0, 256, false)), "tile/0/000");
-        assert_eq!(
-            c2sp_path(&Tile::new(8, 1, 1_234_067, 7, false)),
-            "tile/1/x001/x234/067.p/7"
-        );
-        assert_eq!(c2sp_path(&bundle_tile(3, 256)), "tile/entries/003");
-        assert_eq!(c2sp_path(&bundle_tile(0, 5)), "tile/entries/000.p/5");
-    }
-
-    #[test]
-    fn bundles_are_parsed_strictly() {
-        let mut b = vec![0, 2, b'h', b'i', 0, 0];
-        assert_eq!(
-            parse_bundle("p", &b, 2).unwrap(),
-            vec![b"hi".to_vec(), vec![]]
-        );
-        assert!(parse_bundle("p", &b, 3).is_err());
-        assert!(parse_bundle("p", &b, 1).is_err());
-        b.push(0);
-        assert!(parse_bundle("p", &b, 2).is_err());
-        assert!(parse_bundle("p", &[0, 9, 1], 1).is_err());
-    }
 }

@@ -34,27 +34,30 @@
 //! | 64 | usage: bad command line or key |
 //!
 //! ```
-//! use lucent_auditor::tree::CompactRange;
 //! use lucent_verifier::merkle::{LeafHash, MemoryTree};
+//! use lucent_verifier::tiles::CompactRange;
 //!
+//! # fn main() -> Result<(), lucent_verifier::tiles::CompactRangeError> {
 //! // The monitor recomputes roots from entries with a compact range (O(log n) state).
 //! let (mut range, mut tree) = (CompactRange::new(), MemoryTree::new());
 //! for e in [&b"a"[..], b"b", b"c"] {
-//!     range.push(LeafHash::of_entry(e));
+//!     range.push(LeafHash::of_entry(e))?;
 //!     tree.push_entry(e);
 //! }
 //! assert_eq!(range.root(), tree.root());
+//! # Ok(())
+//! # }
 //! ```
 
 pub mod audit;
 pub mod bundle;
+pub mod cli;
 pub mod error;
 pub mod fetch;
 pub mod measure;
 pub mod monitor;
 pub mod publish;
 pub mod state;
-pub mod tree;
 pub mod witness;
 
 pub use error::AuditError;
@@ -67,8 +70,3 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_CANNOT_CHECK: u8 = 2;
 /// Exit code: bad command line (BSD `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
-
-/// Tile height of C2SP `tlog-tiles` (256 hashes or entries per full tile).
-pub const TILE_HEIGHT: u8 = 8;
-/// Entries or hashes per full tile.
-pub const TILE_WIDTH: u64 = 1 << TILE_HEIGHT;

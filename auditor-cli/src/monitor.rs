@@ -14,13 +14,13 @@ use futures_util::stream::{self, StreamExt as _};
 use lucent_verifier::merkle::{Hash, LeafHash};
 use lucent_verifier::note::NoteVerifierKey;
 use lucent_verifier::statement::Statement;
+use lucent_verifier::tiles::{CompactRange, TilePath, TILE_WIDTH};
 use serde_json::{json, Value};
 
 use crate::audit::{check_checkpoint, check_statement, Auditor, Report};
 use crate::fetch::{self, LogClient};
 use crate::state::MonitorState;
-use crate::tree::CompactRange;
-use crate::{AuditError, TILE_WIDTH};
+use crate::AuditError;
 
 /// Monitor options.
 #[derive(Debug, Clone)]
@@ -162,20 +162,16 @@ pub async fn run(a: &Auditor, opts: &MonitorOptions) -> Result<Report, AuditErro
         let first_tile = start / TILE_WIDTH;
         let last_tile = (end - 1) / TILE_WIDTH;
         let c_size = c.size.0;
-        let tiles = (first_tile..=last_tile).map(|n| {
-            let width = (c_size - n * TILE_WIDTH).min(TILE_WIDTH);
-            (n, width)
-        });
+        let tiles = (first_tile..=last_tile).filter_map(|n| TilePath::in_tree(None, n, c_size));
         let client = a.client.clone();
         let operators = opts.operators.clone();
         let mut bundles = stream::iter(tiles)
-            .map(move |(n, width)| {
+            .map(move |tile| {
                 let client = client.clone();
                 let operators = operators.clone();
                 async move {
-                    // `width` is at most TILE_WIDTH (256), so it fits.
-                    let w = u32::try_from(width).unwrap_or(u32::MAX);
-                    let entries = client.bundle(n, w).await?;
+                    let entries = client.bundle(tile).await?;
+                    let n = tile.index();
                     let skip = start.saturating_sub(n * TILE_WIDTH) as usize;
                     let first = n * TILE_WIDTH + skip as u64;
                     let entries = entries.into_iter().skip(skip).collect();
@@ -188,9 +184,9 @@ pub async fn run(a: &Auditor, opts: &MonitorOptions) -> Result<Report, AuditErro
         let mut done_tiles = 0u64;
         while let Some(checked) = bundles.next().await {
             let checked = checked?;
-            for leaf in &checked.leaves {
-                range.push(*leaf);
-            }
+            range
+                .extend(checked.leaves.iter().copied())
+                .map_err(|e| AuditError::Internal(e.to_string()))?;
             bar.inc(checked.leaves.len() as u64);
             for f in checked.findings {
                 match f["type"].as_str() {

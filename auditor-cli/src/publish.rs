@@ -5,10 +5,10 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use lucent_verifier::checkpoint::{verify_checkpoint, LogKey};
 use lucent_verifier::cosignature::WitnessSigner;
-use lucent_verifier::merkle::{InclusionProof, LeafHash};
+use lucent_verifier::log_api::{ErrorBody, SubmitAnswer};
+use lucent_verifier::merkle::LeafHash;
 use lucent_verifier::note::NoteSigner;
 use lucent_verifier::statement::{
     parse_unverified, KeyConfig, Measurement, Platform, Release, Revoke, Statement,
@@ -223,41 +223,34 @@ pub async fn submit(
     let leaf = LeafHash::of_entry(note);
     let (status, v) = client.submit(note, wait).await?;
     let url = client.url("v1/statements");
-    if status == 409 && v["error"] == "already_logged" {
-        let json = json!({"ok": true, "already_logged": true, "index": v["index"], "leaf_hash": leaf.to_string()});
-        let human = format!("already logged at index {} (leaf {leaf})\n", v["index"]);
-        return Ok(Report::ok(json, human));
-    }
+    let malformed = |e: serde_json::Error| AuditError::Fetch {
+        url: url.clone(),
+        why: format!("malformed answer: {e}"),
+    };
     if !(200..300).contains(&status) {
+        let err: ErrorBody = serde_json::from_value(v.clone()).map_err(malformed)?;
+        if status == 409 && err.error == "already_logged" {
+            let json = json!({"ok": true, "already_logged": true, "index": err.index, "leaf_hash": leaf.to_string()});
+            let at = err.index.map_or_else(|| "?".into(), |i| i.to_string());
+            let human = format!("already logged at index {at} (leaf {leaf})\n");
+            return Ok(Report::ok(json, human));
+        }
         return Err(AuditError::Http {
             url,
             status,
             body: v.to_string(),
         });
     }
-    let index = v["index"].as_u64().ok_or_else(|| AuditError::Fetch {
-        url: url.clone(),
-        why: format!("answer has no index: {v}"),
-    })?;
+    let answer: SubmitAnswer = serde_json::from_value(v.clone()).map_err(malformed)?;
+    let index = answer.index;
     let mut human = format!("submitted: index {index}, leaf {leaf}\n");
     let mut verified = false;
-    if let (Some(cp), Some(hashes), Some(size)) = (
-        v["checkpoint"].as_str(),
-        v["inclusion_proof"].as_array(),
-        v["tree_size"].as_u64(),
-    ) {
+    if let (Some(cp), Some(proof), Some(size)) =
+        (&answer.checkpoint, answer.proof(), answer.tree_size)
+    {
         if let Some(log) = log {
             let signed = verify_checkpoint(cp.as_bytes(), log)?;
-            let raw: Vec<Vec<u8>> = hashes
-                .iter()
-                .map(|h| {
-                    h.as_str()
-                        .and_then(|s| BASE64.decode(s).ok())
-                        .unwrap_or_default()
-                })
-                .collect();
-            let refs: Vec<&[u8]> = raw.iter().map(Vec::as_slice).collect();
-            let proof = InclusionProof::from_raw(index, size, &refs)?;
+            let proof = proof?;
             if signed.checkpoint.size.0 != size {
                 return Err(AuditError::NotIncluded {
                     what: format!("leaf {leaf}"),

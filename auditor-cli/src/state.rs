@@ -10,10 +10,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use lucent_verifier::checkpoint::{verify_checkpoint, LogKey, SignedCheckpoint};
-use lucent_verifier::merkle::Hash;
+use lucent_verifier::tiles::CompactRange;
 use serde::{Deserialize, Serialize};
 
-use crate::tree::{CompactRange, StoredRange};
 use crate::AuditError;
 
 /// Largest state file read.
@@ -28,8 +27,8 @@ pub struct StateDir {
 /// Where the monitor stopped: everything up to `range.size` was read and checked.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MonitorState {
-    /// Compact range of the entries read so far.
-    pub range: StoredRange,
+    /// Compact range of the entries read so far (its shape is checked when read).
+    pub range: CompactRange,
     /// Root of those entries, hex (redundant, checked on load).
     pub root: String,
     /// Releases seen so far.
@@ -44,7 +43,7 @@ impl MonitorState {
     /// Builds the state for a compact range.
     pub fn new(range: &CompactRange, releases: u64, keyconfigs: u64, revocations: u64) -> Self {
         MonitorState {
-            range: range.into(),
+            range: range.clone(),
             root: range.root().to_hex(),
             releases,
             keyconfigs,
@@ -52,27 +51,15 @@ impl MonitorState {
         }
     }
 
-    /// The compact range, checked for shape and against the stored root.
+    /// The compact range, checked against the stored root.
     pub fn compact_range(&self, path: &Path) -> Result<CompactRange, AuditError> {
-        let corrupt = |why: String| AuditError::StateCorrupt {
-            path: path.to_owned(),
-            why,
-        };
-        let hashes = self
-            .range
-            .hashes
-            .iter()
-            .map(|h| Hash::from_hex(h))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| corrupt(e.to_string()))?;
-        let range = CompactRange::from_parts(self.range.size, hashes)
-            .map_err(|e| corrupt(e.to_string()))?;
-        if range.root().to_hex() != self.root {
-            return Err(corrupt(
-                "compact range does not hash to the stored root".into(),
-            ));
+        if self.range.root().to_hex() != self.root {
+            return Err(AuditError::StateCorrupt {
+                path: path.to_owned(),
+                why: "compact range does not hash to the stored root".into(),
+            });
         }
-        Ok(range)
+        Ok(self.range.clone())
     }
 }
 
@@ -211,7 +198,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use lucent_verifier::checkpoint::Checkpoint;
-    use lucent_verifier::merkle::TreeSize;
+    use lucent_verifier::merkle::{Hash, TreeSize};
     use lucent_verifier::note::NoteSigner;
 
     #[test]
@@ -244,9 +231,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let st = StateDir::open(dir.path()).unwrap();
         let mut r = CompactRange::new();
-        for i in 0u8..5 {
-            r.push(lucent_verifier::merkle::LeafHash::of_entry(&[i]));
-        }
+        r.extend((0u8..5).map(|i| lucent_verifier::merkle::LeafHash::of_entry(&[i])))
+            .unwrap();
         st.store_monitor("o", &MonitorState::new(&r, 1, 2, 3))
             .unwrap();
         let (m, back) = st.monitor("o").unwrap().unwrap();
@@ -255,6 +241,18 @@ mod tests {
         let mut bad = m.clone();
         bad.root = Hash([0; 32]).to_hex();
         st.store_monitor("o", &bad).unwrap();
+        assert!(matches!(
+            st.monitor("o").unwrap_err(),
+            AuditError::StateCorrupt { .. }
+        ));
+        // The file keeps the `{"size", "hashes": [hex…]}` shape; a range of the wrong shape
+        // is refused when read.
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(st.monitor_path("o")).unwrap()).unwrap();
+        assert_eq!(json["range"]["size"], 5);
+        assert_eq!(json["range"]["hashes"].as_array().unwrap().len(), 2);
+        json["range"]["size"] = 6.into();
+        std::fs::write(st.monitor_path("o"), json.to_string()).unwrap();
         assert!(matches!(
             st.monitor("o").unwrap_err(),
             AuditError::StateCorrupt { .. }

@@ -1,4 +1,4 @@
-//! The HTTP API (the contract `lucent_verifier::client` is written to).
+//! The HTTP API (the contract `lucent_client` is written to).
 //!
 //! - `GET /v1/attestation[?nonce=<standard base64 of 16 to 64 bytes>]` → 200
 //!   `application/json`: the `lucent/bundle/v1` bundle, its evidence binding
@@ -33,6 +33,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use lucent_model::{LanguageModel, ModelError, StopReason, Task};
 use lucent_verifier::encapsulation::{
     open_request, EncapsulationError, MIN_REQUEST_BYTES, PUBLIC_KEY_LEN, REQUEST_HEADER_LEN,
 };
@@ -41,29 +42,12 @@ use zeroize::Zeroizing;
 
 use crate::boot::attest;
 use crate::error::ApiError;
-use crate::model::chat::{ChatMessage, Role};
-use crate::model::sampling::SamplingParams;
-use crate::model::{LanguageModel, ModelError};
 use crate::runtime::{Phase, Runtime};
 
 /// Shortest nonce accepted on `/v1/attestation`.
 pub const MIN_NONCE_BYTES: usize = 16;
 /// Longest nonce accepted on `/v1/attestation`.
 pub const MAX_NONCE_BYTES: usize = 64;
-
-const SUMMARIZE_PROMPT: &str = "You summarise messages. Reply with a short, neutral summary \
-of the text the user gives you, in two or three sentences. Do not add facts.";
-const SUGGEST_PROMPT: &str = "You help people write messages. Rewrite the user's draft so it \
-reads clearly and politely. Reply with the rewritten message only.";
-
-/// What the model is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    /// `POST /v1/summarize`.
-    Summarize,
-    /// `POST /v1/suggest`.
-    Suggest,
-}
 
 /// The opened request.
 #[derive(Deserialize)]
@@ -353,7 +337,9 @@ fn model_error(e: ModelError) -> ApiError {
     }
 }
 
-/// Runs one task on the model: the output text and the number of tokens generated.
+/// Runs one task on the model (`POST /v1/summarize` is [`Task::Summarize`], `POST
+/// /v1/suggest` [`Task::Suggest`]; the prompt is the model's): the output text and the number
+/// of tokens generated.
 pub fn run_task_text(
     model: &LanguageModel,
     task: Task,
@@ -361,42 +347,20 @@ pub fn run_task_text(
     max_tokens: usize,
     deadline: Instant,
 ) -> Result<(Zeroizing<String>, u32), ApiError> {
-    if text.trim().is_empty() {
-        return Err(ApiError::ModelRefused {
-            reason: "empty text".into(),
-        });
-    }
-    let system = match task {
-        Task::Summarize => SUMMARIZE_PROMPT,
-        Task::Suggest => SUGGEST_PROMPT,
-    };
-    let messages = [
-        ChatMessage::new(Role::System, system),
-        ChatMessage::new(Role::User, text),
-    ];
-    let ids = model.encode_chat(&messages).map_err(model_error)?;
-    let mut timed_out = false;
-    let generation = model
-        .generate(&ids, max_tokens, SamplingParams::GREEDY, &mut |_| {
+    let answer = model
+        .answer(task, text, max_tokens, &mut |_| {
             if Instant::now() > deadline {
-                timed_out = true;
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
         })
         .map_err(model_error)?;
-    if timed_out {
+    let output = Zeroizing::new(answer.text);
+    if answer.stop == StopReason::Callback {
         return Err(ApiError::Timeout { limit_ms: 0 });
     }
-    let output = model
-        .tokenizer()
-        .decode(&generation.tokens)
-        .map_err(|_| ApiError::Internal("the model's output could not be decoded".into()))?;
-    Ok((
-        Zeroizing::new(output),
-        u32::try_from(generation.tokens.len()).unwrap_or(u32::MAX),
-    ))
+    Ok((output, u32::try_from(answer.tokens).unwrap_or(u32::MAX)))
 }
 
 fn run_task(

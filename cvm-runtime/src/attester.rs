@@ -8,9 +8,10 @@
 //!   `auxblob` the SEV-SNP certificate table. The root is configurable so tests can point it
 //!   at an ordinary directory.
 //! - [`SevGuest`]: `/dev/sev-guest` through the `sev` crate (`SNP_GET_EXT_REPORT`).
-//! - [`SimulatedAttester`]: the simulated SEV-SNP TEE of [`lucent_verifier::simulated`], only
-//!   behind `dangerous_simulated_tee`; its evidence verifies only for verifiers that opted
-//!   into the simulated root.
+//! - `SimulatedAttester`: the simulated SEV-SNP TEE of `lucent_verifier::simulated`, only in
+//!   builds with the `dangerous-simulated-tee` feature and only behind
+//!   `dangerous_simulated_tee`; its evidence verifies only for verifiers that opted into the
+//!   simulated root.
 //!
 //! The real ones fail with a clear message naming the missing device or directory where the
 //! hardware is absent.
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lucent_verifier::bundle::BundleEvidence;
+#[cfg(feature = "dangerous-simulated-tee")]
 use lucent_verifier::simulated::{SimulatedReportRequest, SimulatedTee};
 use lucent_verifier::snp::{SnpCertChain, SnpEvidence};
 use lucent_verifier::statement::{Measurement, Platform};
@@ -376,11 +378,13 @@ impl Attester for SevGuest {
 
 /// The simulated SEV-SNP TEE (tests and devnets only): real report format, signed by the
 /// simulated chip key, with the measurement given at construction.
+#[cfg(feature = "dangerous-simulated-tee")]
 pub struct SimulatedAttester {
     tee: SimulatedTee,
     measurement: [u8; 48],
 }
 
+#[cfg(feature = "dangerous-simulated-tee")]
 impl std::fmt::Debug for SimulatedAttester {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimulatedAttester")
@@ -389,6 +393,7 @@ impl std::fmt::Debug for SimulatedAttester {
     }
 }
 
+#[cfg(feature = "dangerous-simulated-tee")]
 impl SimulatedAttester {
     /// A simulated TEE reporting `measurement`. Only for `dangerous_simulated_tee`.
     pub fn dangerous_new(measurement: [u8; 48]) -> Result<Self, AttestError> {
@@ -397,6 +402,7 @@ impl SimulatedAttester {
     }
 }
 
+#[cfg(feature = "dangerous-simulated-tee")]
 impl Attester for SimulatedAttester {
     fn name(&self) -> &'static str {
         "simulated"

@@ -9,124 +9,21 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
+pub use lucent_client::LogClient;
 use lucent_verifier::binding::report_data;
 use lucent_verifier::bundle::{verify_bundle, Bundle, BundleError, BundleVerdict, LastSeen};
 use lucent_verifier::checkpoint::{verify_checkpoint, SignedCheckpoint};
-use lucent_verifier::merkle::{ConsistencyProof, InclusionProof};
-use lucent_verifier::statement::{verify_statement, Statement};
-use serde::Deserialize;
 
 use crate::attester::{Attester, Evidence};
 use crate::config::RuntimeConfig;
 use crate::error::Closed;
 
-/// Largest answer read from the log.
-const MAX_LOG_ANSWER: usize = 4 << 20;
-
-/// A small client for the log's read API.
-#[derive(Debug, Clone)]
-pub struct LogClient {
-    http: reqwest::Client,
-    base: String,
-}
-
-/// A log entry as the lookup endpoints list it.
-#[derive(Debug, Deserialize)]
-struct WireEntry {
-    index: u64,
-    entry: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireReleases {
-    releases: Vec<WireEntry>,
-    revocations: Vec<WireEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireProof {
-    hashes: Vec<String>,
-}
-
 /// Reads at most `limit` bytes of a successful answer.
 pub(crate) async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let status = resp.status();
-    let mut resp = resp;
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if out.len() + chunk.len() > limit {
-            return Err(format!("answer over {limit} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    if !status.is_success() {
-        return Err(format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&out[..out.len().min(512)])
-        ));
-    }
-    Ok(out)
-}
-
-impl LogClient {
-    /// A client for the log at `base`.
-    pub fn new(http: reqwest::Client, base: &str) -> Self {
-        LogClient {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Result<Vec<u8>, String> {
-        let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        read_limited(resp, MAX_LOG_ANSWER)
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))
-    }
-
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
-        let bytes = self.get(path).await?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("GET {path}: malformed answer: {e}"))
-    }
-
-    /// The latest checkpoint note.
-    pub async fn checkpoint(&self) -> Result<Vec<u8>, String> {
-        self.get("/checkpoint").await
-    }
-
-    /// A consistency proof between two sizes.
-    pub async fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, String> {
-        let p: WireProof = self
-            .get_json(&format!("/v1/proof/consistency?old={old}&new={new}"))
-            .await?;
-        let hashes = decode_hashes(&p.hashes)?;
-        let refs: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
-        ConsistencyProof::from_raw(old, new, &refs).map_err(|e| e.to_string())
-    }
-
-    async fn inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, String> {
-        let p: WireProof = self
-            .get_json(&format!("/v1/proof/inclusion?index={index}&size={size}"))
-            .await?;
-        let hashes = decode_hashes(&p.hashes)?;
-        let refs: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
-        InclusionProof::from_raw(index, size, &refs).map_err(|e| e.to_string())
-    }
-}
-
-fn decode_hashes(hashes: &[String]) -> Result<Vec<Vec<u8>>, String> {
-    hashes
-        .iter()
-        .map(|h| B64.decode(h).map_err(|e| format!("proof hash: {e}")))
-        .collect()
+    let url = resp.url().to_string();
+    lucent_client::log::read_limited("answer", &url, resp, limit)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A verified self-check: the bundle (evidence without a nonce) and its verdict.
@@ -192,7 +89,7 @@ pub async fn self_check(
         let note = log
             .checkpoint()
             .await
-            .map_err(|e| closed("log_unreachable", None, e))?;
+            .map_err(|e| closed("log_unreachable", None, e.to_string()))?;
         // The size decides which proofs to fetch; `verify_bundle` checks it all again.
         let signed = verify_checkpoint(&note, &config.trust.log).map_err(|e| {
             closed(
@@ -202,27 +99,14 @@ pub async fn self_check(
             )
         })?;
         let size = signed.checkpoint.size.0;
-        let lookup: WireReleases = log
-            .get_json(&format!("/v1/releases/{measurement}"))
+        let lookup = log
+            .releases(&evidence.measurement)
             .await
-            .map_err(|e| closed("log_unreachable", Some(size), e))?;
+            .map_err(|e| closed("log_unreachable", Some(size), e.to_string()))?;
         // The newest operator-signed release of this measurement under the checkpoint.
-        let mut found = None;
-        for e in lookup.releases.iter().rev() {
-            if e.index >= size {
-                continue;
-            }
-            let Ok(bytes) = B64.decode(&e.entry) else {
-                continue;
-            };
-            if let Ok(s) = verify_statement(&bytes, &config.trust.operators) {
-                if matches!(&s.statement, Statement::Release(r) if r.measurement == evidence.measurement)
-                {
-                    found = Some((e.index, bytes));
-                    break;
-                }
-            }
-        }
+        let found = lookup
+            .newest_release(&config.trust.operators, &evidence.measurement, size)
+            .map(|e| (e.index, e.entry.clone()));
         let Some((index, release)) = found else {
             return Err(closed(
                 "not_logged",
@@ -234,26 +118,16 @@ pub async fn self_check(
         };
         // Revocations act as soon as an operator signed them, logged under this checkpoint
         // or not yet.
-        let mut revoked = Vec::new();
-        for e in &lookup.revocations {
-            let Ok(bytes) = B64.decode(&e.entry) else {
-                continue;
-            };
-            if let Ok(s) = verify_statement(&bytes, &config.trust.operators) {
-                if let Statement::Revoke(r) = s.statement {
-                    revoked.push(r.measurement);
-                }
-            }
-        }
+        let revoked = lookup.verified_revocations(&config.trust.operators);
         let inclusion = log
             .inclusion(index, size)
             .await
-            .map_err(|e| closed("log_unreachable", Some(size), e))?;
+            .map_err(|e| closed("log_unreachable", Some(size), e.to_string()))?;
         let consistency = match last_seen {
             Some(old) if old.checkpoint.size.0 < size => Some(
                 log.consistency(old.checkpoint.size.0, size)
                     .await
-                    .map_err(|e| closed("log_unreachable", Some(size), e))?,
+                    .map_err(|e| closed("log_unreachable", Some(size), e.to_string()))?,
             ),
             _ => None,
         };

@@ -34,22 +34,35 @@
 //! SHA-384("lucent/simulated-measurement/v1\0" ‖ the configuration file's exact bytes)
 //! ```
 //!
-//! ([`simulated_measurement`]): a runtime with another log key or witness policy has another
+//! (`simulated_measurement`): a runtime with another log key or witness policy has another
 //! measurement, and so needs another logged release. `dangerous_simulated_measurement`
 //! (hex, 48 bytes) overrides it for tests that need a fixed one.
+//!
+//! The simulated TEE exists only in builds with the `dangerous-simulated-tee` feature. Any
+//! other build refuses a file with `attester = "simulated"` or `dangerous_simulated_tee =
+//! true` ([`NO_SIMULATED_TEE`]), rather than ignoring the setting.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use lucent_verifier::bundle::{BundlePolicy, BundleTrust};
+use lucent_verifier::bundle::BundlePolicy;
+use lucent_verifier::trust::{DangerousTrust, TrustConfig, TrustSettings};
 use serde::Deserialize;
-use sha2::{Digest as _, Sha384};
+
+/// Why a build without the `dangerous-simulated-tee` feature refuses `attester =
+/// "simulated"` and `dangerous_simulated_tee = true`.
+pub const NO_SIMULATED_TEE: &str = "this build of lucent-cvm-runtime has no simulated TEE: \
+     attester = \"simulated\" and dangerous_simulated_tee need the dangerous-simulated-tee \
+     feature (tests and devnets only)";
 
 /// Domain label of the simulated measurement.
+#[cfg(feature = "dangerous-simulated-tee")]
 pub const SIMULATED_MEASUREMENT_LABEL: &[u8] = b"lucent/simulated-measurement/v1\0";
 
 /// The simulated TEE's measurement of a configuration file's exact bytes.
+#[cfg(feature = "dangerous-simulated-tee")]
 pub fn simulated_measurement(config_bytes: &[u8]) -> [u8; 48] {
+    use sha2::{Digest as _, Sha384};
     let mut h = Sha384::new();
     h.update(SIMULATED_MEASUREMENT_LABEL);
     h.update(config_bytes);
@@ -58,14 +71,40 @@ pub fn simulated_measurement(config_bytes: &[u8]) -> [u8; 48] {
 
 /// Which attester produces evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(try_from = "AttesterName")]
 pub enum AttesterKind {
     /// Linux configfs-tsm (SEV-SNP or TDX).
     ConfigfsTsm,
     /// `/dev/sev-guest`.
     SevGuest,
     /// The simulated SEV-SNP TEE; needs `dangerous_simulated_tee = true`.
+    #[cfg(feature = "dangerous-simulated-tee")]
     Simulated,
+}
+
+/// Every attester name a file may hold, so that `"simulated"` in a build without it is
+/// refused with [`NO_SIMULATED_TEE`] rather than as an unknown name.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum AttesterName {
+    ConfigfsTsm,
+    SevGuest,
+    Simulated,
+}
+
+impl TryFrom<AttesterName> for AttesterKind {
+    type Error = &'static str;
+
+    fn try_from(name: AttesterName) -> Result<Self, Self::Error> {
+        match name {
+            AttesterName::ConfigfsTsm => Ok(AttesterKind::ConfigfsTsm),
+            AttesterName::SevGuest => Ok(AttesterKind::SevGuest),
+            #[cfg(feature = "dangerous-simulated-tee")]
+            AttesterName::Simulated => Ok(AttesterKind::Simulated),
+            #[cfg(not(feature = "dangerous-simulated-tee"))]
+            AttesterName::Simulated => Err(NO_SIMULATED_TEE),
+        }
+    }
 }
 
 fn default_tsm_root() -> PathBuf {
@@ -153,7 +192,8 @@ pub struct FileConfig {
     /// The RFC 9458 key id of this boot's key (default: random).
     #[serde(default)]
     pub key_id: Option<u8>,
-    /// Use the simulated SEV-SNP TEE. Never in production.
+    /// Use the simulated SEV-SNP TEE. Never in production; refused by builds without the
+    /// `dangerous-simulated-tee` feature.
     #[serde(default)]
     pub dangerous_simulated_tee: bool,
     /// Fixed simulated measurement (hex, 48 bytes) instead of the configuration's digest.
@@ -169,7 +209,7 @@ pub struct RuntimeConfig {
     /// The configuration file's exact bytes (the simulated measurement covers them).
     pub raw: Vec<u8>,
     /// Trust for its own bundle: log key, witnesses, operators, vendor roots.
-    pub trust: BundleTrust,
+    pub trust: TrustSettings,
     /// Evidence policy.
     pub policy: BundlePolicy,
 }
@@ -186,6 +226,10 @@ impl RuntimeConfig {
     pub fn parse(raw: &[u8]) -> anyhow::Result<Self> {
         let text = std::str::from_utf8(raw).map_err(|_| anyhow::anyhow!("not UTF-8"))?;
         let file: FileConfig = toml::from_str(text)?;
+        if file.dangerous_simulated_tee && !cfg!(feature = "dangerous-simulated-tee") {
+            anyhow::bail!(NO_SIMULATED_TEE);
+        }
+        #[cfg(feature = "dangerous-simulated-tee")]
         if file.attester == AttesterKind::Simulated && !file.dangerous_simulated_tee {
             anyhow::bail!(
                 "attester = \"simulated\" needs dangerous_simulated_tee = true (tests and devnets only)"
@@ -197,17 +241,19 @@ impl RuntimeConfig {
         if file.max_body_bytes == 0 || file.replay_window == 0 || file.max_concurrent == 0 {
             anyhow::bail!("max_body_bytes, replay_window and max_concurrent must be positive");
         }
-        let mut trust = BundleTrust::from_text::<String>(
-            &file.log_key,
-            &file.witnesses,
-            Some(file.witness_quorum),
-            file.dangerous_no_witnesses,
-            &file.operators,
-            &[],
-        )?;
-        if file.dangerous_simulated_tee {
-            trust.snp = trust.snp.dangerous_trust_simulated_root();
+        // The simulated TEE's evidence verifies only under its root.
+        let trust = TrustConfig {
+            log_key: file.log_key.clone(),
+            witnesses: file.witnesses.clone(),
+            witness_quorum: Some(file.witness_quorum),
+            operators: file.operators.clone(),
+            revoked: vec![],
+            dangerous: DangerousTrust {
+                no_witnesses: file.dangerous_no_witnesses,
+                trust_simulated_root: file.dangerous_simulated_tee,
+            },
         }
+        .settings()?;
         Ok(RuntimeConfig {
             trust,
             policy: BundlePolicy::default(),
@@ -217,6 +263,7 @@ impl RuntimeConfig {
     }
 
     /// The simulated measurement: the override, or [`simulated_measurement`] of the file.
+    #[cfg(feature = "dangerous-simulated-tee")]
     pub fn simulated_measurement(&self) -> anyhow::Result<[u8; 48]> {
         match &self.file.dangerous_simulated_measurement {
             Some(h) => hex::decode(h)?
@@ -230,7 +277,7 @@ impl RuntimeConfig {
     pub fn attester(
         &self,
     ) -> Result<Box<dyn crate::attester::Attester>, crate::attester::AttestError> {
-        use crate::attester::{AttestError, ConfigFsTsm, SevGuest, SimulatedAttester};
+        use crate::attester::{AttestError, ConfigFsTsm, SevGuest};
         match self.file.attester {
             AttesterKind::ConfigfsTsm => {
                 let collateral = match &self.file.tdx_collateral_file {
@@ -242,11 +289,14 @@ impl RuntimeConfig {
                 Ok(Box::new(ConfigFsTsm::new(&self.file.tsm_root, collateral)?))
             }
             AttesterKind::SevGuest => Ok(Box::new(SevGuest::new(self.file.sev_vmpl)?)),
+            #[cfg(feature = "dangerous-simulated-tee")]
             AttesterKind::Simulated => {
                 let m = self
                     .simulated_measurement()
                     .map_err(|e| AttestError::Config(e.to_string()))?;
-                Ok(Box::new(SimulatedAttester::dangerous_new(m)?))
+                Ok(Box::new(crate::attester::SimulatedAttester::dangerous_new(
+                    m,
+                )?))
             }
         }
     }
@@ -256,9 +306,9 @@ impl RuntimeConfig {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use lucent_verifier::bundle::TrustConfigError;
     use lucent_verifier::cosignature::WitnessSigner;
     use lucent_verifier::note::NoteSigner;
+    use lucent_verifier::trust::TrustConfigError;
     use rand_core::OsRng;
 
     fn text(witnesses: &str, quorum: usize, extra: &str) -> String {
@@ -267,22 +317,28 @@ mod tests {
         format!(
             "listen = \"127.0.0.1:0\"\nlog_url = \"http://127.0.0.1:1\"\nlog_key = {:?}\n\
              witnesses = [{witnesses}]\nwitness_quorum = {quorum}\noperators = [{:?}]\n\
-             broker_url = \"http://127.0.0.1:2\"\nweights_file = \"/nonexistent\"\n\
-             attester = \"simulated\"\ndangerous_simulated_tee = true\n{extra}",
+             broker_url = \"http://127.0.0.1:2\"\nweights_file = \"/nonexistent\"\n{extra}",
             log.verifier_key().as_str(),
             op.verifier_key().as_str(),
         )
     }
 
+    fn witness() -> String {
+        let w = WitnessSigner::generate(&mut OsRng, "witness.example").unwrap();
+        format!("{:?}", w.witness_key().as_str())
+    }
+
+    const SEV_GUEST: &str = "attester = \"sev-guest\"\n";
+    const SIMULATED: &str = "attester = \"simulated\"\ndangerous_simulated_tee = true\n";
+
     #[test]
     fn a_configuration_without_witnesses_is_refused_unless_dangerous() {
-        let w = WitnessSigner::generate(&mut OsRng, "witness.example").unwrap();
-        let with = format!("{:?}", w.witness_key().as_str());
-        let c = RuntimeConfig::parse(text(&with, 1, "").as_bytes()).unwrap();
+        let with = witness();
+        let c = RuntimeConfig::parse(text(&with, 1, SEV_GUEST).as_bytes()).unwrap();
         assert_eq!(c.trust.witnesses.quorum(), 1);
-        assert!(c.trust.snp.trusts_simulated_root());
+        assert!(!c.trust.snp.trusts_simulated_root());
 
-        let e = RuntimeConfig::parse(text("", 0, "").as_bytes()).unwrap_err();
+        let e = RuntimeConfig::parse(text("", 0, SEV_GUEST).as_bytes()).unwrap_err();
         assert!(
             matches!(
                 e.downcast_ref::<TrustConfigError>(),
@@ -290,14 +346,53 @@ mod tests {
             ),
             "{e:#}"
         );
-        let c = RuntimeConfig::parse(text("", 0, "dangerous_no_witnesses = true\n").as_bytes())
-            .unwrap();
+        let dangerous = format!("{SEV_GUEST}dangerous_no_witnesses = true\n");
+        let c = RuntimeConfig::parse(text("", 0, &dangerous).as_bytes()).unwrap();
         assert_eq!(c.trust.witnesses.quorum(), 0);
         // A quorum the witness list cannot meet is an error, not a silent downgrade.
-        assert!(RuntimeConfig::parse(text(&with, 2, "").as_bytes()).is_err());
-        assert!(
-            RuntimeConfig::parse(text("", 1, "dangerous_no_witnesses = true\n").as_bytes())
-                .is_err()
+        assert!(RuntimeConfig::parse(text(&with, 2, SEV_GUEST).as_bytes()).is_err());
+        assert!(RuntimeConfig::parse(text("", 1, &dangerous).as_bytes()).is_err());
+    }
+
+    #[cfg(feature = "dangerous-simulated-tee")]
+    #[test]
+    fn the_simulated_tee_needs_its_dangerous_setting() {
+        let with = witness();
+        let c = RuntimeConfig::parse(text(&with, 1, SIMULATED).as_bytes()).unwrap();
+        assert_eq!(c.file.attester, AttesterKind::Simulated);
+        assert!(c.trust.snp.trusts_simulated_root());
+        assert_eq!(
+            c.simulated_measurement().unwrap(),
+            simulated_measurement(&c.raw)
         );
+        assert_eq!(c.attester().unwrap().name(), "simulated");
+
+        let e = RuntimeConfig::parse(text(&with, 1, "attester = \"simulated\"\n").as_bytes())
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("needs dangerous_simulated_tee"),
+            "{e:#}"
+        );
+    }
+
+    #[cfg(not(feature = "dangerous-simulated-tee"))]
+    #[test]
+    fn a_build_without_the_simulated_tee_refuses_it_by_name() {
+        let with = witness();
+        for extra in [
+            SIMULATED,
+            "attester = \"simulated\"\n",
+            "attester = \"sev-guest\"\ndangerous_simulated_tee = true\n",
+        ] {
+            let e = RuntimeConfig::parse(text(&with, 1, extra).as_bytes()).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("has no simulated TEE"),
+                "{extra}: {e:#}"
+            );
+        }
+        // Unknown attesters are still unknown.
+        let e =
+            RuntimeConfig::parse(text(&with, 1, "attester = \"sgx\"\n").as_bytes()).unwrap_err();
+        assert!(format!("{e:#}").contains("unknown variant"), "{e:#}");
     }
 }

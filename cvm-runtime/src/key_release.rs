@@ -1,34 +1,24 @@
 //! Key release (DESIGN.md flow 4): ask the broker for a nonce, attest with it bound, send
 //! the bundle (and a consistency proof from the broker's last seen size), open the sealed
 //! weights key with this boot's private key, decrypt the `lucentw1` weights in memory, check
-//! their digest against the release, and load the model.
+//! their digest against the release, and load the model. The messages, the opening and the
+//! weights format are [`lucent_verifier::key_release`]'s, the broker's contract.
 
 use std::path::Path;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use lucent_key_broker::api::{KeyRequestBody, KeyResponse, NonceResponse};
-use lucent_key_broker::broker::open_sealed_key;
-use lucent_key_broker::weights;
+use lucent_model::{LanguageModel, ModelLimits};
 use lucent_verifier::encapsulation::KeyPair;
+use lucent_verifier::key_release::{
+    open_sealed_key, weights, KeyRequestBody, KeyResponse, NonceResponse, Refusal, KEY_PATH,
+    MAX_ANSWER_BYTES, NONCE_PATH,
+};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::attester::Attester;
 use crate::boot::{attest, read_limited, LogClient, SelfCheck};
 use crate::error::Closed;
-use crate::model::{LanguageModel, ModelLimits};
-
-/// Largest broker answer.
-const MAX_BROKER_ANSWER: usize = 64 * 1024;
-
-/// The broker's error body.
-#[derive(serde::Deserialize)]
-struct BrokerRefusal {
-    error: String,
-    message: String,
-}
 
 /// Gets the weights key and loads the model.
 #[allow(clippy::too_many_arguments)]
@@ -53,23 +43,28 @@ pub async fn release_and_load(
     let broker = broker_url.trim_end_matches('/');
     let exchange = async {
         let resp = http
-            .post(format!("{broker}/v1/nonce"))
+            .post(format!("{broker}{NONCE_PATH}"))
             .send()
             .await
-            .map_err(|e| closed("broker_unreachable", format!("POST {broker}/v1/nonce: {e}")))?;
-        let body = read_limited(resp, MAX_BROKER_ANSWER)
+            .map_err(|e| {
+                closed(
+                    "broker_unreachable",
+                    format!("POST {broker}{NONCE_PATH}: {e}"),
+                )
+            })?;
+        let body = read_limited(resp, MAX_ANSWER_BYTES)
             .await
-            .map_err(|e| closed("broker_unreachable", format!("POST /v1/nonce: {e}")))?;
+            .map_err(|e| closed("broker_unreachable", format!("POST {NONCE_PATH}: {e}")))?;
         let grant: NonceResponse = serde_json::from_slice(&body)
             .map_err(|e| closed("key_refused", format!("broker nonce answer: {e}")))?;
-        let nonce = B64
-            .decode(&grant.nonce)
-            .map_err(|_| closed("key_refused", "broker nonce is not base64".into()))?;
+        let nonce = grant
+            .nonce_bytes()
+            .map_err(|e| closed("key_refused", format!("broker nonce answer: {e}")))?;
         let consistency = match grant.last_seen_size {
             Some(old) if old < size => Some(
                 log.consistency(old, size)
                     .await
-                    .map_err(|e| closed("log_unreachable", e))?,
+                    .map_err(|e| closed("log_unreachable", e.to_string()))?,
             ),
             Some(old) if old > size => {
                 return Err(closed(
@@ -88,11 +83,16 @@ pub async fn release_and_load(
         let body = KeyRequestBody::new(&nonce, &bundle, consistency.as_ref())
             .map_err(|e| closed("key_refused", e.to_string()))?;
         let resp = http
-            .post(format!("{broker}/v1/key"))
+            .post(format!("{broker}{KEY_PATH}"))
             .json(&body)
             .send()
             .await
-            .map_err(|e| closed("broker_unreachable", format!("POST {broker}/v1/key: {e}")))?;
+            .map_err(|e| {
+                closed(
+                    "broker_unreachable",
+                    format!("POST {broker}{KEY_PATH}: {e}"),
+                )
+            })?;
         let status = resp.status();
         let mut resp = resp;
         let mut bytes = Vec::new();
@@ -101,13 +101,13 @@ pub async fn release_and_load(
             .await
             .map_err(|e| closed("broker_unreachable", e.to_string()))?
         {
-            if bytes.len() + chunk.len() > MAX_BROKER_ANSWER {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(closed("key_refused", "broker answer too large".into()));
             }
             bytes.extend_from_slice(&chunk);
         }
         if !status.is_success() {
-            let reason = match serde_json::from_slice::<BrokerRefusal>(&bytes) {
+            let reason = match serde_json::from_slice::<Refusal>(&bytes) {
                 Ok(r) => format!("the broker refused ({}): {}", r.error, r.message),
                 Err(_) => format!("the broker answered HTTP {status}"),
             };
@@ -115,9 +115,9 @@ pub async fn release_and_load(
         }
         let answer: KeyResponse = serde_json::from_slice(&bytes)
             .map_err(|e| closed("key_refused", format!("broker key answer: {e}")))?;
-        let sealed = B64
-            .decode(&answer.sealed_key)
-            .map_err(|_| closed("key_refused", "sealed key is not base64".into()))?;
+        let sealed = answer
+            .sealed_key_bytes()
+            .map_err(|e| closed("key_refused", e.to_string()))?;
         open_sealed_key(keypair, &sealed).map_err(|e| closed("key_refused", e.to_string()))
     };
     let key = tokio::time::timeout(timeout, exchange)

@@ -6,8 +6,8 @@
 //!
 //! What it does:
 //! - [`attester`]: hardware evidence for a 64-byte `report_data` from Linux configfs-tsm
-//!   (SEV-SNP, TDX), `/dev/sev-guest`, or the simulated TEE (only with
-//!   `dangerous_simulated_tee`);
+//!   (SEV-SNP, TDX), `/dev/sev-guest`, or the simulated TEE (only in builds with the
+//!   `dangerous-simulated-tee` feature, and only with `dangerous_simulated_tee`);
 //! - [`boot`]: at start and every `recheck_secs`, a fresh self-check: evidence binding this
 //!   boot's HPKE key config, its release found in the log by measurement, verified with
 //!   `lucent_verifier::bundle::verify_bundle` under the measured configuration's log key,
@@ -17,7 +17,7 @@
 //! - [`key_release`]: the broker's nonce bound in fresh evidence, the sealed weights key
 //!   opened with this boot's private key, the `lucentw1` weights decrypted in memory and
 //!   checked against the release's model digest;
-//! - [`api`]: the HTTP contract clients (`lucent_verifier::client`) use:
+//! - [`api`]: the HTTP contract clients (`lucent_client`) use:
 //!   `GET /v1/attestation[?nonce=<base64, 16..=64 bytes>]` → the `lucent/bundle/v1` JSON;
 //!   `POST /v1/summarize` and `POST /v1/suggest` → an RFC 9458 encapsulated request
 //!   (labels `MediaLabels::LUCENT_CVM`) with plaintext `{"text": string, "max_tokens": u32?}`,
@@ -33,27 +33,28 @@
 //! and the runtime holds no operator key; the operator reads the key config from
 //! `/v1/attestation`, which only an open runtime answers, and publishes it.
 //!
-//! The measured configuration (simulated TEE): see [`config`].
+//! The measured configuration (simulated TEE, feature `dangerous-simulated-tee`): see
+//! [`config`].
 //!
 //! ```
+//! # #[cfg(feature = "dangerous-simulated-tee")] {
 //! use lucent_cvm_runtime::config::simulated_measurement;
 //! // The simulated TEE's measurement of a configuration file covers its exact bytes.
 //! let a = simulated_measurement(b"log_key = \"a\"");
 //! let b = simulated_measurement(b"log_key = \"b\"");
 //! assert_ne!(a, b);
+//! # }
 //! ```
 
 pub mod api;
 pub mod attester;
 pub mod boot;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod hardening;
 pub mod key_release;
-/// The language model (SmolLM2 in burn) behind summaries and writing suggestions.
-pub mod model;
 pub mod runtime;
-pub mod tiny_model;
 
 pub use api::{app, run};
 pub use runtime::Runtime;

@@ -5,6 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use lucent_model::{LanguageModel, ModelLimits};
 use lucent_verifier::checkpoint::SignedCheckpoint;
 use lucent_verifier::encapsulation::KeyPair;
 use rand_core::{OsRng, RngCore as _};
@@ -14,7 +15,6 @@ use crate::boot::{self_check, LogClient, SelfCheck};
 use crate::config::RuntimeConfig;
 use crate::error::Closed;
 use crate::key_release::release_and_load;
-use crate::model::{LanguageModel, ModelLimits};
 
 /// How long one round trip to the log or broker may take.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(30);

@@ -3,15 +3,13 @@
 
 use libfuzzer_sys::fuzz_target;
 use lucent_verifier::cosignature::WitnessSigner;
-use lucent_verifier::note::{self, AnyVerifierKey, NoteSigner};
+use lucent_verifier::note::{self, NoteKey, NoteSigner};
 
 fuzz_target!(|data: &[u8]| {
     let log = NoteSigner::from_seed("log.example", &[1; 32]).expect("valid name");
     let witness = WitnessSigner::from_seed("witness.example", &[2; 32]).expect("valid name");
-    let keys = [
-        AnyVerifierKey::Ed25519(log.verifier_key()),
-        AnyVerifierKey::Cosignature(witness.witness_key()),
-    ];
+    let (log_key, witness_key) = (log.verifier_key(), witness.witness_key());
+    let keys: [&dyn NoteKey; 2] = [&log_key, &witness_key];
     let _ = note::open(data, &keys);
     if let Ok((text, sigs)) = note::parse_unverified(data) {
         assert!(text.ends_with(b"\n"));

@@ -3,25 +3,19 @@
 
 use std::sync::{Arc, Mutex};
 
-use lucent_verifier::bundle::{verify_bundle, Bundle, BundlePolicy, BundleTrust, LastSeen};
+use lucent_verifier::bundle::{verify_bundle, BundlePolicy, LastSeen};
 use lucent_verifier::checkpoint::SignedCheckpoint;
-use lucent_verifier::encapsulation::{
-    open_request_with, seal_request_with, KeyConfig, KeyPair, MediaLabels,
-};
-use lucent_verifier::merkle::ConsistencyProof;
+use lucent_verifier::encapsulation::KeyConfig;
+use lucent_verifier::key_release::weights::WeightsKey;
+use lucent_verifier::key_release::{seal_weights_key, KeyReleaseError};
+use lucent_verifier::trust::TrustSettings;
 
 use crate::error::BrokerError;
 use crate::nonce::{Nonce, NonceStore};
 use crate::state::{StateError, StateFile};
-use crate::weights::WeightsKey;
 
-/// Labels of the key-release encapsulation: RFC 9458 request framing (HPKE base mode,
-/// X25519-HKDF-SHA256) with labels of its own, so a sealed key can never be taken for a
-/// client request or response, nor the reverse.
-pub const KEY_RELEASE_LABELS: MediaLabels = MediaLabels {
-    request: b"lucent/key-release",
-    response: b"lucent/key-release response",
-};
+/// A CVM's key request, decoded ([`lucent_verifier::key_release::KeyRequestBody::decode`]).
+pub use lucent_verifier::key_release::KeyRequest;
 
 /// The current time in Unix seconds; injected so tests control it.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -39,7 +33,7 @@ pub fn system_clock() -> Clock {
 /// What the broker trusts and holds.
 pub struct BrokerConfig {
     /// Log key, witnesses, operators, vendor roots, revocations.
-    pub trust: BundleTrust,
+    pub trust: TrustSettings,
     /// Evidence policy (its `nonce` is replaced by each request's).
     pub policy: BundlePolicy,
     /// Nonce lifetime, seconds.
@@ -62,22 +56,11 @@ pub struct NonceGrant {
     pub last_seen_size: Option<u64>,
 }
 
-/// A CVM's key request, decoded.
-#[derive(Debug, Clone)]
-pub struct KeyRequest {
-    /// The broker nonce bound in the evidence.
-    pub nonce: Vec<u8>,
-    /// The CVM's attestation bundle.
-    pub bundle: Bundle,
-    /// Consistency proof from the broker's last seen size to the bundle's checkpoint.
-    pub consistency: Option<ConsistencyProof>,
-}
-
 /// A released key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRelease {
-    /// The weights key, RFC 9458-encapsulated to the CVM's key config under
-    /// [`KEY_RELEASE_LABELS`].
+    /// The weights key, sealed to the CVM's key config
+    /// ([`lucent_verifier::key_release::seal_weights_key`]).
     pub sealed_key: Vec<u8>,
     /// The CVM key id it is sealed to.
     pub key_id: u8,
@@ -93,7 +76,7 @@ pub struct KeyRelease {
 
 /// The key broker.
 pub struct Broker {
-    trust: BundleTrust,
+    trust: TrustSettings,
     policy: BundlePolicy,
     state_file: StateFile,
     weights_key: WeightsKey,
@@ -153,8 +136,10 @@ impl Broker {
     /// Consumes the nonce, verifies the bundle, advances the last seen checkpoint and seals
     /// the weights key to the CVM's key config.
     pub fn release_key(&self, req: &KeyRequest) -> Result<KeyRelease, BrokerError> {
+        // Checked before the nonce is spent: a key config nothing can be sealed to is the
+        // request's fault.
         let config = KeyConfig::parse(&req.bundle.key_config).map_err(BrokerError::BadKeyConfig)?;
-        let aead = config.preferred().map_err(BrokerError::BadKeyConfig)?;
+        config.preferred().map_err(BrokerError::BadKeyConfig)?;
         let now = (self.clock)();
         self.nonces
             .lock()
@@ -183,14 +168,12 @@ impl Broker {
         }
         drop(last_seen);
 
-        let (sealed_key, _) = seal_request_with(
-            &config,
-            aead,
-            &KEY_RELEASE_LABELS,
-            self.weights_key.as_bytes(),
-            &mut rand_core::OsRng,
-        )
-        .map_err(BrokerError::Seal)?;
+        let sealed_key = seal_weights_key(&config, &self.weights_key, &mut rand_core::OsRng)
+            .map_err(|e| match e {
+                KeyReleaseError::KeyConfig(e) => BrokerError::BadKeyConfig(e),
+                KeyReleaseError::Seal(e) => BrokerError::Seal(e),
+                other => BrokerError::Internal(other.to_string()),
+            })?;
         Ok(KeyRelease {
             sealed_key,
             key_id: config.key_id,
@@ -200,16 +183,4 @@ impl Broker {
             checkpoint_size: verdict.checkpoint.checkpoint().size.0,
         })
     }
-}
-
-/// Inside the CVM: opens a sealed weights key with the key pair whose config was attested.
-pub fn open_sealed_key(keypair: &KeyPair, sealed: &[u8]) -> Result<WeightsKey, BrokerError> {
-    let (plain, _) =
-        open_request_with(keypair, &KEY_RELEASE_LABELS, sealed).map_err(BrokerError::SealedKey)?;
-    WeightsKey::from_bytes(&plain).map_err(|_| {
-        BrokerError::Internal(format!(
-            "sealed key is {} bytes, not a weights key",
-            plain.len()
-        ))
-    })
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lucent_verifier::bundle::BundleError;
 use lucent_verifier::encapsulation::EncapsulationError;
+use lucent_verifier::key_release::{KeyReleaseError, Refusal};
 
 use crate::nonce::NonceError;
 use crate::state::StateError;
@@ -38,9 +39,6 @@ pub enum BrokerError {
     /// Sealing the key failed.
     #[error("sealing the key: {0}")]
     Seal(EncapsulationError),
-    /// A sealed key did not open (CVM side).
-    #[error("sealed key: {0}")]
-    SealedKey(EncapsulationError),
     /// The last seen checkpoint could not be stored.
     #[error("{0}")]
     State(#[from] StateError),
@@ -85,9 +83,7 @@ impl BrokerError {
                 B::KeyNotBound(_) => (S::FORBIDDEN, "key_not_bound"),
             },
             BrokerError::BadKeyConfig(_) => (S::BAD_REQUEST, "bad_key_config"),
-            BrokerError::Seal(_) | BrokerError::SealedKey(_) | BrokerError::State(_) => {
-                (S::INTERNAL_SERVER_ERROR, "internal")
-            }
+            BrokerError::Seal(_) | BrokerError::State(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             BrokerError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -101,7 +97,25 @@ impl IntoResponse for BrokerError {
         } else {
             tracing::info!(code, error = %self, "key request refused");
         }
-        let body = serde_json::json!({ "error": code, "message": self.to_string() });
+        let body = Refusal {
+            error: code.to_string(),
+            message: self.to_string(),
+        };
         (status, Json(body)).into_response()
+    }
+}
+
+/// A key request that does not decode: a malformed bundle keeps its own code
+/// (`bundle_malformed`), anything else is a bad request.
+impl From<KeyReleaseError> for BrokerError {
+    fn from(e: KeyReleaseError) -> Self {
+        match e {
+            KeyReleaseError::Bundle(e) => BrokerError::Bundle(e),
+            KeyReleaseError::KeyConfig(e) => BrokerError::BadKeyConfig(e),
+            KeyReleaseError::Seal(e) => BrokerError::Seal(e),
+            other => BrokerError::BadRequest {
+                reason: other.to_string(),
+            },
+        }
     }
 }

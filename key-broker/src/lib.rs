@@ -12,10 +12,9 @@
 //! - keeps its last seen checkpoint in one file, replaced only after a successful
 //!   verification ([`state`]);
 //! - seals the weights key to the CVM's attested HPKE key config with RFC 9458 framing
-//!   under labels of its own ([`broker::KEY_RELEASE_LABELS`]); only the CVM holding the
-//!   private key can open it ([`broker::open_sealed_key`]);
-//! - encrypts the weights at rest in a chunked AEAD format that is decrypted in memory inside
-//!   the CVM ([`weights`]).
+//!   under labels of its own; only the CVM holding the private key can open it. The messages,
+//!   the sealing and the weights-at-rest format are the contract in
+//!   [`lucent_verifier::key_release`], which the CVM uses too.
 //!
 //! What it does not do: fetch anything (the CVM brings the consistency proof from the
 //! broker's last seen size, which the nonce answer tells it), or keep any state but the
@@ -24,8 +23,13 @@
 //! HTTP ([`api`]): `POST /v1/nonce`, `POST /v1/key`; errors are
 //! `{"error": code, "message": text}` from one `IntoResponse` ([`error::BrokerError`]).
 //!
+//! Simulated evidence is accepted only by a build with the `dangerous-simulated-tee` feature
+//! and `dangerous_trust_simulated_root = true` ([`config`]); other builds refuse that setting.
+//!
+//! The weights the broker's key unlocks, encrypted at rest:
+//!
 //! ```
-//! use lucent_key_broker::weights::{decrypt, encrypt, WeightsKey, DEFAULT_CHUNK_SIZE};
+//! use lucent_verifier::key_release::weights::{decrypt, encrypt, WeightsKey, DEFAULT_CHUNK_SIZE};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = WeightsKey::generate(&mut rand_core::OsRng);
@@ -38,11 +42,11 @@
 
 pub mod api;
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod nonce;
 pub mod state;
-pub mod weights;
 
 pub use api::{app, run};
 pub use broker::{Broker, BrokerConfig};

@@ -8,26 +8,26 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use http_body_util::BodyExt;
-use lucent_key_broker::api::{
-    app, KeyRequestBody, KeyResponse, NonceResponse, MAX_KEY_REQUEST_BYTES,
-};
-use lucent_key_broker::broker::{open_sealed_key, Broker, BrokerConfig};
+use lucent_key_broker::api::app;
+use lucent_key_broker::broker::{Broker, BrokerConfig};
 use lucent_key_broker::state::StateFile;
-use lucent_key_broker::weights::WeightsKey;
 use lucent_verifier::binding::report_data;
-use lucent_verifier::bundle::{Bundle, BundleEvidence, BundlePolicy, BundleTrust};
+use lucent_verifier::bundle::{Bundle, BundleEvidence, BundlePolicy};
 use lucent_verifier::checkpoint::{Checkpoint, LogKey};
 use lucent_verifier::cosignature::{WitnessPolicy, WitnessSigner};
 use lucent_verifier::encapsulation::KeyPair;
+use lucent_verifier::key_release::weights::WeightsKey;
+use lucent_verifier::key_release::{
+    open_sealed_key, KeyRequestBody, KeyResponse, NonceResponse, Refusal, MAX_KEY_REQUEST_BYTES,
+};
 use lucent_verifier::merkle::{MemoryTree, TreeSize};
 use lucent_verifier::note::{append_signatures, NoteSigner};
 use lucent_verifier::simulated::{SimulatedReportRequest, SimulatedTee};
 use lucent_verifier::snp::SnpTrust;
 use lucent_verifier::statement::{Measurement, Platform, Release, Statement};
 use lucent_verifier::tdx::TdxTrust;
+use lucent_verifier::trust::TrustSettings;
 use tower::ServiceExt as _;
 
 /// Inside the simulated chain's validity (2030-01-01).
@@ -82,8 +82,8 @@ impl World {
         }
     }
 
-    fn trust(&self, log: &NoteSigner) -> BundleTrust {
-        BundleTrust {
+    fn trust(&self, log: &NoteSigner) -> TrustSettings {
+        TrustSettings {
             log: LogKey::new(log.verifier_key()),
             witnesses: WitnessPolicy::new(
                 self.witnesses.iter().map(|w| w.witness_key()).collect(),
@@ -98,7 +98,7 @@ impl World {
         }
     }
 
-    fn broker_with(&self, trust: BundleTrust) -> axum::Router {
+    fn broker_with(&self, trust: TrustSettings) -> axum::Router {
         let config = BrokerConfig {
             trust,
             policy: BundlePolicy::default(),
@@ -179,7 +179,7 @@ async fn nonce(router: &axum::Router) -> Vec<u8> {
     let (status, body) = call(router, "/v1/nonce", vec![]).await;
     assert_eq!(status, StatusCode::OK);
     let n: NonceResponse = serde_json::from_value(body).unwrap();
-    B64.decode(n.nonce).unwrap()
+    n.nonce_bytes().unwrap()
 }
 
 fn key_body(nonce: &[u8], bundle: &Bundle) -> Vec<u8> {
@@ -189,7 +189,8 @@ fn key_body(nonce: &[u8], bundle: &Bundle) -> Vec<u8> {
 fn assert_error(got: (StatusCode, serde_json::Value), status: StatusCode, code: &str) {
     assert_eq!(got.1["error"], code, "{}", got.1);
     assert_eq!(got.0, status, "{}", got.1);
-    assert!(got.1["message"].as_str().is_some());
+    let refusal: Refusal = serde_json::from_value(got.1).unwrap();
+    assert!(!refusal.message.is_empty());
 }
 
 #[tokio::test]
@@ -204,7 +205,7 @@ async fn logged_cvm_gets_the_key_only_it_can_open() {
     let resp: KeyResponse = serde_json::from_value(body).unwrap();
     assert_eq!(resp.release.measurement, hex::encode(MEASUREMENT));
     assert_eq!(resp.checkpoint_size, 3);
-    let sealed = B64.decode(&resp.sealed_key).unwrap();
+    let sealed = resp.sealed_key_bytes().unwrap();
     let key = open_sealed_key(&cvm, &sealed).unwrap();
     assert_eq!(key.as_bytes(), w.weights_key.as_bytes());
     // Another key pair cannot open it.
@@ -351,6 +352,16 @@ async fn garbage_and_oversized_bodies() {
         .await,
         StatusCode::BAD_REQUEST,
         "bundle_malformed",
+    );
+    assert_error(
+        call(
+            &broker,
+            "/v1/key",
+            br#"{"nonce":"not base64!","bundle":{}}"#.to_vec(),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
     );
     assert_error(
         call(&broker, "/v1/key", vec![b' '; MAX_KEY_REQUEST_BYTES + 1]).await,

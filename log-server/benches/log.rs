@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use lucent_log_server::config::{Config, ServeArgs};
 use lucent_log_server::server::Log;
 use lucent_log_server::store::{values_sql, Candidate, LogStore, Plan, SharedStore, SqlStore};
-use lucent_log_server::tree::Frontier;
+use lucent_log_server::tree;
 use lucent_verifier::checkpoint::Checkpoint;
 use lucent_verifier::merkle::{LeafHash, TreeSize};
 use lucent_verifier::note::NoteSigner;
 use lucent_verifier::statement::{self, KeyConfig, Statement};
+use lucent_verifier::tiles::{CompactRange, TilePath};
 use sqlx::Connection as _;
 
 const BATCH: usize = 4096;
@@ -47,7 +48,7 @@ fn candidates(n: usize, salt: u64) -> Vec<Candidate> {
 /// Entries per second through the sequencer's commit path.
 async fn sequencer_rate(store: &SqlStore, rows: &[Candidate]) -> f64 {
     let signer = NoteSigner::generate(&mut rand_core::OsRng, "bench.log").unwrap();
-    let mut frontier = Frontier::load(store, store.tree_size().await.unwrap())
+    let mut frontier = tree::load_range(store, store.tree_size().await.unwrap())
         .await
         .unwrap();
     let start = Instant::now();
@@ -57,8 +58,13 @@ async fn sequencer_rate(store: &SqlStore, rows: &[Candidate]) -> f64 {
         let mut planner = |size: u64, leaves: &[LeafHash]| -> Result<Plan, String> {
             assert_eq!(size, current.size());
             let mut f = current.clone();
-            let hashes = f.append(leaves)?;
-            let root = f.root()?;
+            let hashes = f
+                .append(leaves)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            let root = f.root();
             let note = Checkpoint {
                 origin: "bench.log".into(),
                 size: TreeSize(f.size()),
@@ -87,11 +93,15 @@ async fn sequencer_rate(store: &SqlStore, rows: &[Candidate]) -> f64 {
 /// The stored-hash rows the sequencer writes for `rows`, batch by batch (computed here,
 /// untimed, so the raw insert writes exactly the same rows).
 fn hash_rows(rows: &[Candidate]) -> Vec<Vec<(u8, u64, lucent_verifier::merkle::Hash)>> {
-    let mut f = Frontier::default();
+    let mut f = CompactRange::new();
     rows.chunks(BATCH)
         .map(|chunk| {
             let leaves: Vec<LeafHash> = chunk.iter().map(|c| c.leaf).collect();
-            f.append(&leaves).unwrap()
+            f.append(&leaves)
+                .unwrap()
+                .into_iter()
+                .map(Into::into)
+                .collect()
         })
         .collect()
 }
@@ -353,22 +363,8 @@ async fn run() {
     let full = size / 256;
     let mut paths = Vec::new();
     for t in 0..full {
-        paths.push(
-            lucent_log_server::tree::TilePath {
-                level: Some(0),
-                index: t,
-                width: 256,
-            }
-            .path(),
-        );
-        paths.push(
-            lucent_log_server::tree::TilePath {
-                level: None,
-                index: t,
-                width: 256,
-            }
-            .path(),
-        );
+        paths.push(TilePath::hashes(0, t, 256).unwrap().path());
+        paths.push(TilePath::entries(t, 256).unwrap().path());
     }
     let paths = Arc::new(paths);
     let tiles_dir = dir.path().join("tiles");

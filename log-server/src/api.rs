@@ -13,13 +13,15 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use http_body_util::BodyExt;
+use lucent_verifier::log_api::{
+    ConsistencyAnswer, Entry, Health, InclusionAnswer, KeyConfigsAnswer, LogInfo, ReleasesAnswer,
+    SubmitAnswer,
+};
 use lucent_verifier::merkle::LeafHash;
 use lucent_verifier::note::NoteVerifierKey;
 use lucent_verifier::statement::{self, Platform, MAX_STATEMENT_BYTES};
 use lucent_verifier::tlog_proof::TlogProof;
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::ApiError;
@@ -28,8 +30,7 @@ use crate::sequencer::{lookup_key, Placed, SequencerWatch, Submission};
 use crate::store::{Candidate, SharedStore};
 use crate::tree::{self, TilePath};
 
-/// Longest `?wait=` accepted, in seconds.
-pub const MAX_WAIT_SECONDS: u64 = 60;
+pub use lucent_verifier::log_api::MAX_WAIT_SECONDS;
 /// Bytes of full tiles kept in memory (they never change).
 const TILE_CACHE_BYTES: usize = 64 << 20;
 
@@ -244,10 +245,7 @@ async fn submit_inner(
     let signed = statement::verify_statement(&bytes, &st.operators)?;
     let leaf = LeafHash::of_entry(&bytes);
     if let Some(index) = st.store.find_leaf(leaf).await? {
-        return Err(ApiError::AlreadyLogged {
-            index,
-            leaf_hash: leaf.to_string(),
-        });
+        return Err(ApiError::AlreadyLogged { index, leaf });
     }
     let (kind, lookup) = lookup_key(&signed.statement);
     let candidate = Candidate {
@@ -284,13 +282,20 @@ async fn submit_inner(
     if placed.duplicate {
         return Err(ApiError::AlreadyLogged {
             index: placed.index,
-            leaf_hash: leaf.to_string(),
+            leaf,
         });
     }
+    let mut answer = SubmitAnswer {
+        index: placed.index,
+        leaf_hash: leaf,
+        tree_size: None,
+        inclusion_proof: None,
+        checkpoint: None,
+        tlog_proof: None,
+        message: None,
+    };
     if wait == 0 {
-        return Ok(
-            Json(json!({ "index": placed.index, "leaf_hash": leaf.to_string() })).into_response(),
-        );
+        return Ok(Json(answer).into_response());
     }
     let need = placed.index + 1;
     let deadline = Instant::now() + Duration::from_secs(wait);
@@ -312,15 +317,8 @@ async fn submit_inner(
         .await;
     };
     let Some(cp) = cp else {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "index": placed.index,
-                "leaf_hash": leaf.to_string(),
-                "message": "sequenced; no published checkpoint covers it yet",
-            })),
-        )
-            .into_response());
+        answer.message = Some("sequenced; no published checkpoint covers it yet".into());
+        return Ok((StatusCode::ACCEPTED, Json(answer)).into_response());
     };
     let proof = tree::prove_inclusion(&*st.store, placed.index, cp.size).await?;
     let bundle = TlogProof {
@@ -329,15 +327,11 @@ async fn submit_inner(
         hashes: proof.hashes.clone(),
         checkpoint: cp.note.clone(),
     };
-    Ok(Json(json!({
-        "index": placed.index,
-        "leaf_hash": leaf.to_string(),
-        "tree_size": cp.size,
-        "inclusion_proof": proof.hashes.iter().map(|h| BASE64.encode(h.0)).collect::<Vec<_>>(),
-        "checkpoint": String::from_utf8_lossy(&cp.note),
-        "tlog_proof": String::from_utf8_lossy(&bundle.to_bytes()),
-    }))
-    .into_response())
+    answer.tree_size = Some(cp.size);
+    answer.inclusion_proof = Some(proof.hashes);
+    answer.checkpoint = Some(String::from_utf8_lossy(&cp.note).into_owned());
+    answer.tlog_proof = Some(String::from_utf8_lossy(&bundle.to_bytes()).into_owned());
+    Ok(Json(answer).into_response())
 }
 
 async fn checkpoint(State(st): St) -> AppResult {
@@ -423,12 +417,7 @@ async fn entry(State(st): St, p: Result<Path<String>, PathRejection>) -> AppResu
             code: "entry_not_found",
             message: format!("no entry at index {index}"),
         })?;
-    Ok(Json(json!({
-        "index": index,
-        "leaf_hash": LeafHash::of_entry(&e).to_string(),
-        "entry": BASE64.encode(&e),
-    }))
-    .into_response())
+    Ok(Json(Entry::new(index, e)).into_response())
 }
 
 /// The tree size a proof is asked at: `size=` or the latest published checkpoint's.
@@ -477,13 +466,15 @@ async fn inclusion(
     let proof = tree::prove_inclusion(&*st.store, index, size).await?;
     let root = tree::root_at(&*st.store, size).await?;
     let cp = st.store.checkpoint_at(size).await?;
-    Ok(Json(json!({
-        "index": index,
-        "tree_size": size,
-        "root": BASE64.encode(root.0),
-        "hashes": proof.hashes.iter().map(|h| BASE64.encode(h.0)).collect::<Vec<_>>(),
-        "checkpoint": cp.filter(|c| c.published).map(|c| String::from_utf8_lossy(&c.note).into_owned()),
-    }))
+    Ok(Json(InclusionAnswer {
+        index,
+        tree_size: size,
+        root,
+        hashes: proof.hashes,
+        checkpoint: cp
+            .filter(|c| c.published)
+            .map(|c| String::from_utf8_lossy(&c.note).into_owned()),
+    })
     .into_response())
 }
 
@@ -496,23 +487,17 @@ async fn consistency(
         .ok_or_else(|| ApiError::BadProofParameters("old= is required".into()))?;
     let new = proof_size(&st, query_u64(&q, "new")?).await?;
     let proof = tree::prove_consistency(&*st.store, old, new).await?;
-    Ok(Json(json!({
-        "old": old,
-        "new": new,
-        "hashes": proof.hashes.iter().map(|h| BASE64.encode(h.0)).collect::<Vec<_>>(),
-    }))
+    Ok(Json(ConsistencyAnswer {
+        old,
+        new,
+        hashes: proof.hashes,
+    })
     .into_response())
 }
 
-fn entries_json(rows: Vec<(u64, Vec<u8>)>) -> serde_json::Value {
+fn entries(rows: Vec<(u64, Vec<u8>)>) -> Vec<Entry> {
     rows.into_iter()
-        .map(|(index, e)| {
-            json!({
-                "index": index,
-                "leaf_hash": LeafHash::of_entry(&e).to_string(),
-                "entry": BASE64.encode(&e),
-            })
-        })
+        .map(|(index, e)| Entry::new(index, e))
         .collect()
 }
 
@@ -534,11 +519,11 @@ async fn releases(State(st): St, p: Result<Path<String>, PathRejection>) -> AppR
         })?;
     let releases = st.store.lookup("release", bytes.clone()).await?;
     let revocations = st.store.lookup("revoke", bytes).await?;
-    Ok(Json(json!({
-        "measurement": m.to_ascii_lowercase(),
-        "releases": entries_json(releases),
-        "revocations": entries_json(revocations),
-    }))
+    Ok(Json(ReleasesAnswer {
+        measurement: m.to_ascii_lowercase(),
+        releases: entries(releases),
+        revocations: entries(revocations),
+    })
     .into_response())
 }
 
@@ -547,27 +532,31 @@ async fn keyconfigs(State(st): St, p: Result<Path<String>, PathRejection>) -> Ap
     let id = u8::try_from(id)
         .map_err(|_| ApiError::BadParameter(format!("key id {id} is not 0 to 255")))?;
     let rows = st.store.lookup("keyconfig", vec![id]).await?;
-    Ok(Json(json!({ "key_id": id, "keyconfigs": entries_json(rows) })).into_response())
+    Ok(Json(KeyConfigsAnswer {
+        key_id: id,
+        keyconfigs: entries(rows),
+    })
+    .into_response())
 }
 
 async fn log_info(State(st): St) -> AppResult {
-    Ok(Json(json!({
-        "origin": st.log_key.name(),
-        "verifier_key": st.log_key.as_str(),
-        "tree_size": st.store.tree_size().await?,
-        "published_size": *st.published.borrow(),
-        "sequencer": *st.seq.leader.borrow(),
-    }))
+    Ok(Json(LogInfo {
+        origin: st.log_key.name().to_owned(),
+        verifier_key: st.log_key.as_str().to_owned(),
+        tree_size: st.store.tree_size().await?,
+        published_size: *st.published.borrow(),
+        sequencer: *st.seq.leader.borrow(),
+    })
     .into_response())
 }
 
 async fn healthz(State(st): St) -> AppResult {
     let size = st.store.tree_size().await?;
-    Ok(Json(json!({
-        "status": "ok",
-        "tree_size": size,
-        "sequencer": *st.seq.leader.borrow(),
-    }))
+    Ok(Json(Health {
+        status: "ok".into(),
+        tree_size: size,
+        sequencer: *st.seq.leader.borrow(),
+    })
     .into_response())
 }
 

@@ -3,6 +3,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use lucent_verifier::log_api::ErrorBody;
+use lucent_verifier::merkle::LeafHash;
 use lucent_verifier::note::NoteError;
 use lucent_verifier::statement::StatementError;
 use thiserror::Error;
@@ -46,8 +48,8 @@ pub enum ApiError {
     AlreadyLogged {
         /// Its index.
         index: u64,
-        /// Its leaf hash, hex.
-        leaf_hash: String,
+        /// Its leaf hash.
+        leaf: LeafHash,
     },
     /// A tile path that names no tile.
     #[error("{0}")]
@@ -144,10 +146,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(code, error = %self, "request failed");
         }
-        let mut body = serde_json::json!({ "error": code, "message": self.to_string() });
-        if let ApiError::AlreadyLogged { index, leaf_hash } = &self {
-            body["index"] = (*index).into();
-            body["leaf_hash"] = leaf_hash.clone().into();
+        let mut body = ErrorBody::new(code, self.to_string());
+        if let ApiError::AlreadyLogged { index, leaf } = &self {
+            body.index = Some(*index);
+            body.leaf_hash = Some(*leaf);
         }
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(self, ApiError::RateLimited | ApiError::NotSequenced) {

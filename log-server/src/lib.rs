@@ -39,6 +39,7 @@
 //! ```
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod metrics;

@@ -11,12 +11,13 @@ use lucent_verifier::checkpoint::Checkpoint;
 use lucent_verifier::merkle::{LeafHash, TreeSize};
 use lucent_verifier::note::NoteSigner;
 use lucent_verifier::statement::{self, Statement};
+use lucent_verifier::tiles::CompactRange;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::store::{Candidate, Plan, SequencerLock, SharedStore, StoreError};
-use crate::tree::Frontier;
+use crate::tree;
 
 /// Where a submission ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,8 +184,7 @@ impl Sequencer {
 
     async fn ensure_first_checkpoint(&self, size: u64) -> Result<(), StoreError> {
         if size == 0 && self.store.latest_checkpoint(false).await?.is_none() {
-            let frontier = Frontier::default();
-            let root = frontier.root().map_err(StoreError::Plan)?;
+            let root = CompactRange::new().root();
             let note = self.checkpoint(0, root).map_err(StoreError::Plan)?;
             self.store
                 .insert_checkpoint(0, root, note, self.publish_now)
@@ -211,7 +211,7 @@ impl Sequencer {
     async fn lead(&mut self, mut lock: SequencerLock) -> Result<(), StoreError> {
         let size = self.store.tree_size().await?;
         self.ensure_first_checkpoint(size).await?;
-        let mut frontier = Frontier::load(&*self.store, size).await?;
+        let mut frontier = tree::load_range(&*self.store, size).await?;
         self.integrated.send_replace(size);
         self.leader.send_replace(true);
         self.metrics.is_sequencer.set(1);
@@ -302,7 +302,7 @@ impl Sequencer {
                     found,
                     "tree moved under this sequencer; reloading"
                 );
-                frontier = Frontier::load(&*self.store, *found).await?;
+                frontier = tree::load_range(&*self.store, *found).await?;
                 result = self.commit(&mut frontier, &candidates).await;
             }
             match result {
@@ -337,10 +337,10 @@ impl Sequencer {
     /// Commits one batch; on success `frontier` is the new tree's.
     async fn commit(
         &self,
-        frontier: &mut Frontier,
+        frontier: &mut CompactRange,
         candidates: &[Candidate],
     ) -> Result<Vec<Placed>, StoreError> {
-        let mut next: Option<Frontier> = None;
+        let mut next: Option<CompactRange> = None;
         let origin = self.signer.name().to_owned();
         let signer = &self.signer;
         let publish_now = self.publish_now;
@@ -354,8 +354,13 @@ impl Sequencer {
                     ));
                 }
                 let mut f = current.clone();
-                let hashes = f.append(leaves)?;
-                let root = f.root()?;
+                let hashes = f
+                    .append(leaves)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect();
+                let root = f.root();
                 let checkpoint_note = Checkpoint {
                     origin: origin.clone(),
                     size: TreeSize(f.size()),

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lucent_client::log::read_body;
 use lucent_verifier::cosignature::WitnessKey;
 use lucent_verifier::merkle::TreeSize;
 use lucent_verifier::note::{self, NoteSignature};
@@ -89,9 +90,7 @@ impl Mirror {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, data)?;
-        std::fs::rename(&tmp, &path)
+        lucent_client::store::write_atomic(&path, data)
     }
 
     /// The size of the checkpoint mirrored last (0 if none).
@@ -281,15 +280,18 @@ impl Publisher {
             };
             let body = witness_protocol::build_add_checkpoint(TreeSize(old), &proof, &cp.note)
                 .map_err(|e| e.to_string())?;
+            let url = format!("{}/add-checkpoint", w.url);
             let resp = self
                 .client
-                .post(format!("{}/add-checkpoint", w.url))
+                .post(&url)
                 .body(body)
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
             let status = resp.status();
-            let bytes = read_limited(resp).await?;
+            let bytes = read_body("witness answer", &url, resp, MAX_RESPONSE_BYTES)
+                .await
+                .map_err(|e| e.to_string())?;
             match status.as_u16() {
                 200 => {
                     let lines = witness_protocol::parse_cosignature_response(&bytes)
@@ -328,15 +330,4 @@ impl Publisher {
         }
         Err("witness size kept changing".into())
     }
-}
-
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err("witness answer too large".into());
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }

@@ -24,9 +24,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lucent_cvm_runtime::api::{run_task_text, Task};
-use lucent_cvm_runtime::model::{default_model_path, LanguageModel, ModelLimits};
-use lucent_cvm_runtime::tiny_model::tiny_gguf;
+use lucent_cvm_runtime::api::run_task_text;
+use lucent_model::tiny_model::tiny_gguf;
+use lucent_model::{default_model_path, LanguageModel, ModelLimits, Task};
 use lucent_tests::net::{Bins, CvmClient, Devnet, DevnetOptions, RuntimeProc, RuntimeSettings};
 use lucent_verifier::encapsulation::{
     open_request, open_response, seal_request, KeyConfig, KeyPair, ResponseContext,

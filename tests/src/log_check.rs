@@ -9,25 +9,7 @@ use lucent_verifier::checkpoint::{verify_checkpoint, Checkpoint, LogKey};
 use lucent_verifier::merkle::{
     node_hash, ConsistencyProof, Hash, InclusionProof, LeafHash, MemoryTree,
 };
-
-/// Leaves per tile.
-pub const TILE: u64 = 256;
-
-/// A C2SP tlog-tiles path, written here independently of the server's code.
-pub fn tile_path(level: Option<u8>, index: u64, width: u64) -> String {
-    let mut n = index;
-    let mut s = format!("{:03}", n % 1000);
-    while n >= 1000 {
-        n /= 1000;
-        s = format!("x{:03}/{s}", n % 1000);
-    }
-    let l = level.map_or("entries".to_owned(), |l| l.to_string());
-    if width == TILE {
-        format!("tile/{l}/{s}")
-    } else {
-        format!("tile/{l}/{s}.p/{width}")
-    }
-}
+use lucent_verifier::tiles::{decode_bundle, TilePath, TILE_WIDTH};
 
 /// What a submission got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,28 +93,19 @@ impl LogClient {
         let mut entries = Vec::with_capacity(size as usize);
         let mut tree = MemoryTree::new();
         let mut t = 0;
-        while t * TILE < size {
-            let width = (size - t * TILE).min(TILE);
-            let bundle = self.get(&tile_path(None, t, width))?;
-            let mut rest = &bundle[..];
+        while let Some(bundle_tile) = TilePath::in_tree(None, t, size) {
+            let width = bundle_tile.width();
+            let bundle = self.get(&bundle_tile.path())?;
             let mut leaves = Vec::new();
-            while !rest.is_empty() {
-                ensure!(rest.len() >= 2, "entry tile {t} ends in a partial length");
-                let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-                ensure!(rest.len() >= 2 + len, "entry tile {t} ends early");
-                let e = rest[2..2 + len].to_vec();
-                rest = &rest[2 + len..];
+            for e in
+                decode_bundle(&bundle, width as usize).with_context(|| format!("entry tile {t}"))?
+            {
                 let leaf = LeafHash::of_entry(&e);
                 tree.push(leaf);
                 leaves.push(leaf);
                 entries.push(e);
             }
-            ensure!(
-                leaves.len() as u64 == width,
-                "entry tile {t} has {} entries, want {width}",
-                leaves.len()
-            );
-            let hashes = self.get(&tile_path(Some(0), t, width))?;
+            let hashes = self.get(&TilePath::hashes(0, t, width)?.path())?;
             ensure!(hashes.len() as u64 == width * 32, "hash tile {t} length");
             for (i, leaf) in leaves.iter().enumerate() {
                 ensure!(
@@ -147,16 +120,15 @@ impl LogClient {
             "root of the downloaded entries differs from the checkpoint"
         );
         // Level-1 tiles: each hash is the root of 256 leaves.
-        let nodes = size / TILE;
         let mut t1 = 0;
-        while t1 * TILE < nodes {
-            let width = (nodes - t1 * TILE).min(TILE);
-            let data = self.get(&tile_path(Some(1), t1, width))?;
+        while let Some(tile) = TilePath::in_tree(Some(1), t1, size) {
+            let width = tile.width();
+            let data = self.get(&tile.path())?;
             ensure!(data.len() as u64 == width * 32, "hash tile 1/{t1} length");
             for k in 0..width {
-                let node = t1 * TILE + k;
-                let start = (node * TILE) as usize;
-                let mut level: Vec<Hash> = entries[start..start + TILE as usize]
+                let node = t1 * TILE_WIDTH + k;
+                let start = (node * TILE_WIDTH) as usize;
+                let mut level: Vec<Hash> = entries[start..start + TILE_WIDTH as usize]
                     .iter()
                     .map(|e| LeafHash::of_entry(e).0)
                     .collect();

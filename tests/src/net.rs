@@ -19,17 +19,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use lucent_key_broker::weights::{self, WeightsKey, DEFAULT_CHUNK_SIZE};
-use lucent_verifier::bundle::{verify_bundle, Bundle, BundlePolicy, BundleTrust};
+use lucent_verifier::bundle::{verify_bundle, Bundle, BundlePolicy};
 use lucent_verifier::checkpoint::LogKey;
 use lucent_verifier::cosignature::{WitnessPolicy, WitnessSigner};
 use lucent_verifier::encapsulation::{
     open_response, seal_request, KeyConfig as HpkeKeyConfig, ResponseContext,
 };
+use lucent_verifier::key_release::weights::{self, WeightsKey, DEFAULT_CHUNK_SIZE};
 use lucent_verifier::note::NoteSigner;
 use lucent_verifier::snp::SnpTrust;
 use lucent_verifier::statement::{KeyConfig, Measurement, Platform, Release, Revoke, Statement};
 use lucent_verifier::tdx::TdxTrust;
+use lucent_verifier::trust::TrustSettings;
 use rand_core::{OsRng, RngCore as _};
 use sha2::{Digest as _, Sha256};
 
@@ -295,7 +296,7 @@ impl Devnet {
     /// Starts witnesses, the log, and the broker, with a tiny model's weights encrypted
     /// under a fresh weights key.
     pub fn start(bins: Bins, opts: DevnetOptions) -> anyhow::Result<Self> {
-        let gguf = lucent_cvm_runtime::tiny_model::tiny_gguf(0x5eed);
+        let gguf = lucent_model::tiny_model::tiny_gguf(0x5eed);
         Self::start_with_model(bins, opts, &gguf)
     }
 
@@ -448,8 +449,8 @@ impl Devnet {
     }
 
     /// What a client of this devnet trusts.
-    pub fn client_trust(&self) -> anyhow::Result<BundleTrust> {
-        Ok(BundleTrust {
+    pub fn client_trust(&self) -> anyhow::Result<TrustSettings> {
+        Ok(TrustSettings {
             log: LogKey::new(self.log_signer.verifier_key()),
             witnesses: WitnessPolicy::new(
                 self.witness_signers
@@ -663,7 +664,7 @@ pub struct Opened {
 
 impl CvmClient {
     /// Attests `url` with `trust` (every `verify_bundle` step, nonce bound).
-    pub fn attest(url: &str, trust: &BundleTrust) -> anyhow::Result<Self> {
+    pub fn attest(url: &str, trust: &TrustSettings) -> anyhow::Result<Self> {
         // No connection reuse: a server may close a connection after refusing an oversized
         // body unread, and the next request must not race that close on a pooled socket.
         let http = reqwest::blocking::Client::builder()

@@ -520,7 +520,7 @@ fn canary_never_leaks() {
 /// The real model, when its weights are present (scripts/fetch-model.sh).
 #[test]
 fn real_model_answers_when_present() {
-    let Some(path) = lucent_cvm_runtime::model::default_model_path().filter(|p| p.exists()) else {
+    let Some(path) = lucent_model::default_model_path().filter(|p| p.exists()) else {
         println!("SKIPPED: SmolLM2 weights not found (run scripts/fetch-model.sh)");
         return;
     };

@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
+use lucent_client::{AtomicFile, Client, ClientConfig, ClientError, FetchError, StoreError, Task};
 use lucent_tests::log_process::postgres_test_url;
 use lucent_tests::net::{
     now_unix, Backend, Bins, Devnet, DevnetKeys, DevnetOptions, RuntimeProc, RuntimeSettings,
 };
 use lucent_verifier::bundle::{BundleError, BundlePolicy, BundleStep};
-use lucent_verifier::client::{Client, ClientConfig, ClientError, Task};
 use lucent_verifier::cosignature::WitnessSigner;
 use lucent_verifier::last_seen::LastSeenError;
 use lucent_verifier::statement::Statement;
@@ -29,12 +29,13 @@ fn client(net: &Devnet, name: &str) -> Client {
         log_url: net.log_url.clone(),
         trust: net.client_trust().unwrap(),
         policy: BundlePolicy::default(),
-        state_file: net
-            .dir
-            .path()
-            .join("clients")
-            .join(name)
-            .join("last-seen.note"),
+        last_seen: std::sync::Arc::new(AtomicFile::new(
+            net.dir
+                .path()
+                .join("clients")
+                .join(name)
+                .join("last-seen.note"),
+        )),
         timeout: Duration::from_secs(120),
     })
     .unwrap()
@@ -77,12 +78,12 @@ fn bundle_error(e: ClientError) -> BundleError {
 
 fn refused_code(e: ClientError) -> (u16, String, String) {
     match e {
-        ClientError::Refused {
+        ClientError::Fetch(FetchError::Refused {
             status,
             code,
             message,
             ..
-        } => (status, code, message),
+        }) => (status, code, message),
         other => panic!("want a refusal, got: {other}"),
     }
 }
@@ -241,7 +242,10 @@ fn scenarios(backend: Backend, fork_backend: Backend) {
     tampered[0] ^= 1;
     std::fs::write(&state, &tampered).unwrap();
     let err = rt.block_on(alice.attest(&honest.url)).unwrap_err();
-    assert!(matches!(err, ClientError::State { .. }), "{err}");
+    assert!(
+        matches!(err, ClientError::LastSeen(StoreError::Invalid { .. })),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&state).unwrap(), tampered);
 }
 

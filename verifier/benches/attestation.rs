@@ -130,15 +130,14 @@ fn tdx(c: &mut Criterion) {
 
 fn bundle(c: &mut Criterion) {
     use lucent_verifier::binding::report_data;
-    use lucent_verifier::bundle::{
-        verify_bundle, Bundle, BundleEvidence, BundlePolicy, BundleTrust,
-    };
+    use lucent_verifier::bundle::{verify_bundle, Bundle, BundleEvidence, BundlePolicy};
     use lucent_verifier::checkpoint::{Checkpoint, LogKey};
     use lucent_verifier::cosignature::{WitnessPolicy, WitnessSigner};
     use lucent_verifier::merkle::MemoryTree;
     use lucent_verifier::note::{append_signatures, NoteSigner};
     use lucent_verifier::simulated::{SimulatedReportRequest, SimulatedTee};
     use lucent_verifier::statement::{Measurement, Platform, Release, Statement};
+    use lucent_verifier::trust::TrustSettings;
 
     let now = 1_893_456_000;
     let log = NoteSigner::from_seed("log.lucent.test", &[1; 32]).unwrap();
@@ -190,7 +189,7 @@ fn bundle(c: &mut Criterion) {
         checkpoint: append_signatures(&cp.sign(&log).unwrap(), &cosigs).unwrap(),
     };
     let encoded = bundle.encode().unwrap();
-    let trust = BundleTrust {
+    let trust = TrustSettings {
         log: LogKey::new(log.verifier_key()),
         witnesses: WitnessPolicy::new(witnesses.iter().map(|w| w.witness_key()).collect(), 2)
             .unwrap(),

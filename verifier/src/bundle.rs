@@ -48,19 +48,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::binding::{check_report_data, KeyNotBound};
 use crate::checkpoint::{
-    verify_checkpoint, CheckpointError, LogKey, SignedCheckpoint, WitnessedCheckpoint,
+    verify_checkpoint, CheckpointError, SignedCheckpoint, WitnessedCheckpoint,
 };
-use crate::cosignature::{WitnessKey, WitnessPolicy, WitnessPolicyError};
 use crate::last_seen::{check_behind, check_update, LastSeenError, Update};
 use crate::merkle::{ConsistencyProof, InclusionProof, LeafHash, ProofError};
-use crate::note::{KeyError, NoteVerifierKey};
 use crate::snp::{
-    self, SnpCertChain, SnpError, SnpEvidence, SnpPolicy, SnpTrust, TcbVersion, VerifiedSnpReport,
+    self, SnpCertChain, SnpError, SnpEvidence, SnpPolicy, TcbVersion, VerifiedSnpReport,
 };
-use crate::statement::{
-    verify_statement, Measurement, Platform, Release, Statement, StatementError,
-};
-use crate::tdx::{self, TdxError, TdxPolicy, TdxTrust, VerifiedTdxQuote};
+use crate::statement::{verify_statement, Platform, Release, Statement, StatementError};
+use crate::tdx::{self, TdxError, TdxPolicy, VerifiedTdxQuote};
+use crate::trust::TrustSettings;
 
 /// The format tag of this encoding.
 pub const BUNDLE_FORMAT_V1: &str = "lucent/bundle/v1";
@@ -400,149 +397,6 @@ impl Bundle {
     }
 }
 
-/// Everything the verifier trusts: the log, its witnesses, the operators, the vendor roots,
-/// and what it knows of revocations.
-#[derive(Clone, Debug)]
-pub struct BundleTrust {
-    /// The log's origin and key.
-    pub log: LogKey,
-    /// k-of-n witnesses.
-    pub witnesses: WitnessPolicy,
-    /// Operator keys allowed to sign releases.
-    pub operators: Vec<NoteVerifierKey>,
-    /// AMD roots.
-    pub snp: SnpTrust,
-    /// Intel root.
-    pub tdx: TdxTrust,
-    /// An AMD CRL (DER) to apply, if the caller has one.
-    pub amd_crl: Option<Vec<u8>>,
-    /// Measurements withdrawn by verified `revoke` statements the caller has seen.
-    pub revoked: Vec<Measurement>,
-}
-
-/// A trust setting, given as text, that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TrustConfigError {
-    /// A key does not parse.
-    #[error("{what} {text:?}: {source}")]
-    Key {
-        /// Which setting (`log key`, `witness key`, `operator key`).
-        what: &'static str,
-        /// The text given.
-        text: String,
-        /// Why it does not parse.
-        #[source]
-        source: KeyError,
-    },
-    /// The witness keys and quorum do not make a policy.
-    #[error("witnesses: {0}")]
-    Witnesses(#[from] WitnessPolicyError),
-    /// No witness keys, and no explicit opt-out.
-    #[error(
-        "no witness keys: without witnesses a log can show each party its own history; \
-         give witness keys and a quorum (dangerous_no_witnesses is for tests only)"
-    )]
-    NoWitnesses,
-    /// The measurement text is not hex of a SEV-SNP (48 bytes) or TDX (240 bytes) length.
-    #[error("measurement {text:?}: {why}")]
-    Measurement {
-        /// The text given.
-        text: String,
-        /// What is wrong.
-        why: String,
-    },
-}
-
-impl BundleTrust {
-    /// Trust as configuration files and command lines spell it: the log's note verifier
-    /// key, witness `cosignature/v1` keys with their quorum (default: all of them), operator
-    /// keys, and revoked measurements as hex ([`parse_measurement_hex`]); with the pinned
-    /// AMD and Intel roots and no CRL. No witness keys is refused unless
-    /// `dangerous_no_witnesses` (tests only; then the quorum must be absent or 0).
-    pub fn from_text<S: AsRef<str>>(
-        log_key: &str,
-        witness_keys: &[S],
-        quorum: Option<usize>,
-        dangerous_no_witnesses: bool,
-        operator_keys: &[S],
-        revoked: &[S],
-    ) -> Result<Self, TrustConfigError> {
-        fn key<T>(
-            what: &'static str,
-            text: &str,
-            parse: impl Fn(&str) -> Result<T, KeyError>,
-        ) -> Result<T, TrustConfigError> {
-            parse(text.trim()).map_err(|source| TrustConfigError::Key {
-                what,
-                text: text.to_owned(),
-                source,
-            })
-        }
-        let witnesses = if witness_keys.is_empty() && dangerous_no_witnesses {
-            if quorum.unwrap_or(0) != 0 {
-                return Err(WitnessPolicyError::Unsatisfiable {
-                    quorum: quorum.unwrap_or(0),
-                    known: 0,
-                }
-                .into());
-            }
-            WitnessPolicy::dangerous_no_witnesses()
-        } else if witness_keys.is_empty() {
-            return Err(TrustConfigError::NoWitnesses);
-        } else {
-            let keys = witness_keys
-                .iter()
-                .map(|k| key("witness key", k.as_ref(), WitnessKey::parse))
-                .collect::<Result<Vec<_>, _>>()?;
-            let quorum = quorum.unwrap_or(keys.len());
-            WitnessPolicy::new(keys, quorum)?
-        };
-        Ok(BundleTrust {
-            log: LogKey::new(key("log key", log_key, NoteVerifierKey::parse)?),
-            witnesses,
-            operators: operator_keys
-                .iter()
-                .map(|k| key("operator key", k.as_ref(), NoteVerifierKey::parse))
-                .collect::<Result<_, _>>()?,
-            snp: SnpTrust::amd(),
-            tdx: TdxTrust::intel(),
-            amd_crl: None,
-            revoked: revoked
-                .iter()
-                .map(|m| parse_measurement_hex(m.as_ref()))
-                .collect::<Result<_, _>>()?,
-        })
-    }
-}
-
-/// A measurement written as hex, with an optional `sev-snp:` or `tdx:` prefix; without
-/// one, the platform follows from the length (48 bytes SEV-SNP, 240 bytes TDX).
-pub fn parse_measurement_hex(text: &str) -> Result<Measurement, TrustConfigError> {
-    let err = |why: String| TrustConfigError::Measurement {
-        text: text.to_owned(),
-        why,
-    };
-    let (platform, digits) = match text.trim().split_once(':') {
-        Some(("sev-snp", d)) => (Some(Platform::SevSnp), d),
-        Some(("tdx", d)) => (Some(Platform::Tdx), d),
-        Some((p, _)) => return Err(err(format!("unknown platform {p:?} (sev-snp or tdx)"))),
-        None => (None, text.trim()),
-    };
-    let bytes = hex::decode(digits).map_err(|e| err(format!("not hex: {e}")))?;
-    let platform = match platform {
-        Some(p) => p,
-        None if bytes.len() == Platform::SevSnp.measurement_len() => Platform::SevSnp,
-        None if bytes.len() == Platform::Tdx.measurement_len() => Platform::Tdx,
-        None => {
-            return Err(err(format!(
-                "{} bytes; SEV-SNP measurements are 48, TDX 240",
-                bytes.len()
-            )))
-        }
-    };
-    Measurement::new(platform, &bytes).map_err(|e| err(e.to_string()))
-}
-
 /// What the evidence must satisfy, and the caller's nonce.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BundlePolicy {
@@ -601,7 +455,7 @@ pub struct BundleVerdict {
 /// Verifies a bundle: every step of DESIGN.md flow 5, in order, at `now` (Unix seconds).
 pub fn verify_bundle(
     bundle: &Bundle,
-    trust: &BundleTrust,
+    trust: &TrustSettings,
     policy: &BundlePolicy,
     last_seen: Option<LastSeen<'_>>,
     now: u64,
@@ -762,7 +616,7 @@ fn component_max(a: TcbVersion, b: TcbVersion) -> TcbVersion {
 
 fn verify_snp_with_release(
     ev: &SnpEvidence,
-    trust: &BundleTrust,
+    trust: &TrustSettings,
     policy: &BundlePolicy,
     release: &Release,
     now: u64,
@@ -813,88 +667,4 @@ fn check_tdx_min_tcb(release: &Release, v: &VerifiedTdxQuote) -> Result<(), Bund
         });
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod trust_text_tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::cosignature::WitnessSigner;
-    use crate::note::NoteSigner;
-    use rand_core::OsRng;
-
-    fn keys() -> (String, String, String) {
-        let log = NoteSigner::generate(&mut OsRng, "log.example").unwrap();
-        let op = NoteSigner::generate(&mut OsRng, "operator.example").unwrap();
-        let w = WitnessSigner::generate(&mut OsRng, "witness.example").unwrap();
-        (
-            log.verifier_key().as_str().to_owned(),
-            op.verifier_key().as_str().to_owned(),
-            w.witness_key().as_str().to_owned(),
-        )
-    }
-
-    #[test]
-    fn trust_from_text() {
-        let (log, op, w) = keys();
-        let snp = "ab".repeat(48);
-        let tdx = format!("tdx:{}", "cd".repeat(240));
-        let t = BundleTrust::from_text(&log, &[w], None, false, &[op], &[snp, tdx]).unwrap();
-        assert_eq!(t.witnesses.quorum(), 1, "quorum defaults to every witness");
-        assert_eq!(t.operators.len(), 1);
-        assert_eq!(t.revoked[0].platform(), Platform::SevSnp);
-        assert_eq!(t.revoked[1].platform(), Platform::Tdx);
-        assert!(!t.snp.trusts_simulated_root());
-    }
-
-    #[test]
-    fn bad_trust_text_is_refused_with_the_setting_named() {
-        let (log, op, w) = keys();
-        let none: [&str; 0] = [];
-        let e = BundleTrust::from_text("nonsense", &[w.as_str()], None, false, &none, &none);
-        assert!(matches!(
-            e,
-            Err(TrustConfigError::Key {
-                what: "log key",
-                ..
-            })
-        ));
-        let e = BundleTrust::from_text(&log, &[op.as_str()], None, false, &none, &none);
-        assert!(
-            matches!(
-                e,
-                Err(TrustConfigError::Key {
-                    what: "witness key",
-                    ..
-                })
-            ),
-            "a note key is not a cosignature/v1 key: {e:?}"
-        );
-        let e = BundleTrust::from_text(&log, &[w.as_str()], None, false, &[w.as_str()], &none);
-        assert!(matches!(
-            e,
-            Err(TrustConfigError::Key {
-                what: "operator key",
-                ..
-            })
-        ));
-        let e = BundleTrust::from_text(&log, &[w.as_str()], Some(2), false, &none, &none);
-        assert!(matches!(e, Err(TrustConfigError::Witnesses(_))));
-        let e = BundleTrust::from_text(&log, &[w.as_str(), w.as_str()], None, false, &none, &none);
-        assert!(matches!(e, Err(TrustConfigError::Witnesses(_))), "{e:?}");
-        // No witnesses only with the explicit opt-out, and then no quorum.
-        let e = BundleTrust::from_text(&log, &none, None, false, &none, &none);
-        assert!(matches!(e, Err(TrustConfigError::NoWitnesses)));
-        let e = BundleTrust::from_text(&log, &none, Some(1), true, &none, &none);
-        assert!(matches!(e, Err(TrustConfigError::Witnesses(_))));
-        let t = BundleTrust::from_text(&log, &none, Some(0), true, &none, &none).unwrap();
-        assert_eq!(t.witnesses.quorum(), 0);
-        for bad in ["zz", "ab", "sgx:00", "tdx:abab", &"ab".repeat(47)] {
-            let e = BundleTrust::from_text(&log, &[w.as_str()], None, false, &none, &[bad]);
-            assert!(
-                matches!(e, Err(TrustConfigError::Measurement { .. })),
-                "{bad}: {e:?}"
-            );
-        }
-    }
 }

@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use crate::cosignature::{Cosignature, WitnessPolicy, WitnessPolicyError};
 use crate::merkle::{Hash, TreeSize};
-use crate::note::{self, AnyVerifierKey, NoteError, NoteSignature, NoteSigner, NoteVerifierKey};
+use crate::note::{self, NoteError, NoteSignature, NoteSigner, NoteVerifierKey};
 
 /// Why a checkpoint was refused.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
@@ -157,7 +157,7 @@ impl WitnessedCheckpoint {
 
 /// Verifies a checkpoint note's log signature and origin.
 pub fn verify_checkpoint(note: &[u8], log: &LogKey) -> Result<SignedCheckpoint, CheckpointError> {
-    let opened = note::open(note, &[AnyVerifierKey::Ed25519(log.key.clone())])?;
+    let opened = note::open(note, &[&log.key])?;
     let checkpoint = Checkpoint::parse(&opened.text)?;
     if checkpoint.origin != log.origin {
         return Err(CheckpointError::WrongOrigin {

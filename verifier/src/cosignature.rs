@@ -11,7 +11,7 @@ use ed25519_dalek::SigningKey;
 use rand_core::CryptoRngCore;
 use thiserror::Error;
 
-use crate::note::{KeyError, NoteSignature, ALG_COSIGNATURE_V1};
+use crate::note::{KeyError, NoteKey, NoteSignature, ALG_COSIGNATURE_V1};
 
 /// Length of a `cosignature/v1` signature after the key ID: timestamp (8) and Ed25519 (64).
 pub const COSIGNATURE_LEN: usize = 8 + 64;
@@ -111,11 +111,11 @@ impl PartialEq for WitnessKey {
 impl Eq for WitnessKey {}
 
 /// Adapter that lets `signed_note` check cosignature lines with a [`WitnessKey`].
-pub(crate) struct CosignatureVerifier(WitnessKey);
+struct CosignatureVerifier(WitnessKey);
 
-impl CosignatureVerifier {
-    pub(crate) fn new(key: WitnessKey) -> Self {
-        CosignatureVerifier(key)
+impl NoteKey for WitnessKey {
+    fn note_verifier(&self) -> Box<dyn signed_note::Verifier> {
+        Box::new(CosignatureVerifier(self.clone()))
     }
 }
 

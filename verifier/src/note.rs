@@ -13,8 +13,6 @@ use rand_core::CryptoRngCore;
 use signed_note::{Note, NoteError as RawNoteError, StandardSigner, Verifier};
 use thiserror::Error;
 
-use crate::cosignature::CosignatureVerifier;
-
 /// Largest note Lucent accepts anywhere (statements and checkpoints are far smaller).
 pub const MAX_NOTE_BYTES: usize = 64 * 1024;
 
@@ -227,21 +225,16 @@ impl std::str::FromStr for NoteVerifierKey {
     }
 }
 
-/// Any key a note may be opened with: a plain Ed25519 key or a witness cosignature key.
-#[derive(Clone, Debug)]
-pub enum AnyVerifierKey {
-    /// Type 0x01.
-    Ed25519(NoteVerifierKey),
-    /// Type 0x04.
-    Cosignature(crate::cosignature::WitnessKey),
+/// A key a note may be opened with: a plain Ed25519 [`NoteVerifierKey`] (type 0x01), or a
+/// witness's `cosignature/v1` key (type 0x04, `crate::cosignature::WitnessKey`).
+pub trait NoteKey {
+    /// The `signed_note` verifier for this key.
+    fn note_verifier(&self) -> Box<dyn Verifier>;
 }
 
-impl AnyVerifierKey {
-    fn boxed(&self) -> Box<dyn Verifier> {
-        match self {
-            AnyVerifierKey::Ed25519(k) => k.boxed_verifier(),
-            AnyVerifierKey::Cosignature(k) => Box::new(CosignatureVerifier::new(k.clone())),
-        }
+impl NoteKey for NoteVerifierKey {
+    fn note_verifier(&self) -> Box<dyn Verifier> {
+        self.boxed_verifier()
     }
 }
 
@@ -281,7 +274,7 @@ fn convert(sigs: Vec<signed_note::Signature>) -> Vec<NoteSignature> {
 /// Opens a signed note with the given keys, following `golang.org/x/mod/sumdb/note`'s `Open`:
 /// signatures from unknown keys are ignored, a failing signature from a known key rejects
 /// the note, and at least one known key must have signed.
-pub fn open(note: &[u8], keys: &[AnyVerifierKey]) -> Result<OpenedNote, NoteError> {
+pub fn open(note: &[u8], keys: &[&dyn NoteKey]) -> Result<OpenedNote, NoteError> {
     if note.len() > MAX_NOTE_BYTES {
         return Err(NoteError::TooLarge {
             got: note.len(),
@@ -289,7 +282,7 @@ pub fn open(note: &[u8], keys: &[AnyVerifierKey]) -> Result<OpenedNote, NoteErro
         });
     }
     let parsed = Note::from_bytes(note)?;
-    let list = signed_note::VerifierList::new(keys.iter().map(AnyVerifierKey::boxed).collect());
+    let list = signed_note::VerifierList::new(keys.iter().map(|k| k.note_verifier()).collect());
     let (verified, unverified) = parsed.verify(&list)?;
     Ok(OpenedNote {
         text: parsed.text().to_vec(),
@@ -466,7 +459,7 @@ mod tests {
         assert_eq!(parsed.verifier_key(), signer.verifier_key());
         let vkey = NoteVerifierKey::parse(signer.verifier_key().as_str()).unwrap();
         let note = signer.sign(b"hello\n").unwrap();
-        let opened = open(&note, &[AnyVerifierKey::Ed25519(vkey)]).unwrap();
+        let opened = open(&note, &[&vkey]).unwrap();
         assert_eq!(opened.text, b"hello\n");
         assert_eq!(opened.verified.len(), 1);
     }

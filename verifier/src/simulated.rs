@@ -6,6 +6,10 @@
 //! only through [`crate::snp::SnpTrust::dangerous_trust_simulated_root`], and rejects it by
 //! default with [`crate::snp::SnpError::SimulatedRootNotTrusted`].
 //!
+//! Compiled only with the `dangerous-simulated-tee` feature, like the trust method and the
+//! embedded test certificates and key: a build without it cannot produce or accept such
+//! evidence.
+//!
 //! The simulated chain uses the Milan TCB layout; its VCEK carries TCB
 //! [`SIMULATED_TCB`] and hwID [`SIMULATED_CHIP_ID`], which reports must repeat.
 

@@ -21,10 +21,14 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::note::{self, AnyVerifierKey, NoteError, NoteSigner, NoteVerifierKey};
+use crate::note::{self, NoteError, NoteKey, NoteSigner, NoteVerifierKey};
+use crate::tiles;
 
-/// Largest statement note accepted (the log's submit limit).
-pub const MAX_STATEMENT_BYTES: usize = note::MAX_NOTE_BYTES;
+/// Largest statement note accepted (the log's submit limit): the largest entry a C2SP entry
+/// bundle can carry, so every statement the log accepts can be served in its tiles.
+pub const MAX_STATEMENT_BYTES: usize = tiles::MAX_ENTRY_BYTES;
+const _: () = assert!(MAX_STATEMENT_BYTES <= tiles::MAX_ENTRY_BYTES);
+const _: () = assert!(MAX_STATEMENT_BYTES <= note::MAX_NOTE_BYTES);
 /// Largest key config carried by a `keyconfig` statement.
 pub const MAX_KEY_CONFIG_BYTES: usize = 1024;
 /// Longest free-text value (source URL, reason).
@@ -406,11 +410,7 @@ pub fn verify_statement(
             limit: MAX_STATEMENT_BYTES,
         });
     }
-    let keys: Vec<AnyVerifierKey> = operators
-        .iter()
-        .cloned()
-        .map(AnyVerifierKey::Ed25519)
-        .collect();
+    let keys: Vec<&dyn NoteKey> = operators.iter().map(|k| k as &dyn NoteKey).collect();
     let opened = note::open(note_bytes, &keys)?;
     let statement = parse_text(&opened.text)?;
     Ok(SignedStatement {
@@ -752,6 +752,31 @@ mod tests {
         assert!(matches!(
             parse_text(empty.as_bytes()),
             Err(StatementError::EmptyValidity { .. })
+        ));
+    }
+
+    #[test]
+    fn size_limit_is_the_largest_bundle_entry() {
+        assert_eq!(MAX_STATEMENT_BYTES, crate::tiles::MAX_ENTRY_BYTES);
+        let op = NoteSigner::generate(&mut rand_core::OsRng, "operator.example").unwrap();
+        let keys = [op.verifier_key()];
+        let too_large = vec![b'a'; crate::tiles::MAX_ENTRY_BYTES + 1];
+        let want = StatementError::TooLarge {
+            got: 65_536,
+            limit: 65_535,
+        };
+        assert_eq!(verify_statement(&too_large, &keys).unwrap_err(), want);
+        assert_eq!(parse_unverified(&too_large).unwrap_err(), want);
+        assert_eq!(parse_text(&too_large).unwrap_err(), want);
+        // One byte less passes the size check (and fails later, as a malformed note).
+        let largest = &too_large[..MAX_STATEMENT_BYTES];
+        assert!(!matches!(
+            verify_statement(largest, &keys),
+            Err(StatementError::TooLarge { .. })
+        ));
+        assert!(!matches!(
+            parse_unverified(largest),
+            Err(StatementError::TooLarge { .. })
         ));
     }
 }

@@ -1,6 +1,5 @@
 //! The fuzz targets' parsers on seeded random and mutated inputs, in the ordinary test run:
 //! no panic, and nothing mutated verifies. (The `fuzz/` targets go further with cargo-fuzz.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "attestation_support.rs"]
 mod support;

@@ -1,6 +1,5 @@
 //! TDX DCAP verification against the real Intel vector (tests/vectors/attestation/tdx-v4-dcap)
 //! at its pinned time.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "attestation_support.rs"]
 mod support;

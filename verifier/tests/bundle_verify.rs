@@ -7,8 +7,8 @@ mod support;
 
 use lucent_verifier::binding::report_data;
 use lucent_verifier::bundle::{
-    verify_bundle, Bundle, BundleError, BundleEvidence, BundlePolicy, BundleStep, BundleTrust,
-    EvidenceVerdict, LastSeen,
+    verify_bundle, Bundle, BundleError, BundleEvidence, BundlePolicy, BundleStep, EvidenceVerdict,
+    LastSeen,
 };
 use lucent_verifier::checkpoint::{verify_checkpoint, Checkpoint, LogKey};
 use lucent_verifier::cosignature::{WitnessPolicy, WitnessSigner};
@@ -19,6 +19,7 @@ use lucent_verifier::simulated::{SimulatedReportRequest, SimulatedTee};
 use lucent_verifier::snp::{SnpError, SnpPolicyViolation, SnpTrust};
 use lucent_verifier::statement::{Measurement, Platform, Release, Revoke, Statement};
 use lucent_verifier::tdx::{TdxError, TdxTrust};
+use lucent_verifier::trust::TrustSettings;
 use support::*;
 
 const MEASUREMENT: [u8; 48] = [0x6d; 48];
@@ -84,8 +85,8 @@ impl World {
         append_signatures(&note, &cosigs).unwrap()
     }
 
-    fn trust(&self) -> BundleTrust {
-        BundleTrust {
+    fn trust(&self) -> TrustSettings {
+        TrustSettings {
             log: LogKey::new(self.log.verifier_key()),
             witnesses: WitnessPolicy::new(
                 self.witnesses.iter().map(|w| w.witness_key()).collect(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use lucent_verifier::checkpoint::{verify_witnessed, Checkpoint, LogKey};
 use lucent_verifier::cosignature::{WitnessKey, WitnessPolicy, WitnessSigner};
 use lucent_verifier::merkle::LeafHash;
-use lucent_verifier::note::{self, AnyVerifierKey, NoteSigner, NoteVerifierKey};
+use lucent_verifier::note::{self, NoteKey, NoteSigner, NoteVerifierKey};
 use lucent_verifier::statement;
 use lucent_verifier::tlog_proof::TlogProof;
 
@@ -33,10 +33,8 @@ fn keys() -> (NoteSigner, WitnessSigner, NoteSigner) {
 #[test]
 fn note_inputs() {
     let (log, witness, _) = keys();
-    let keys = [
-        AnyVerifierKey::Ed25519(log.verifier_key()),
-        AnyVerifierKey::Cosignature(witness.witness_key()),
-    ];
+    let (log_key, witness_key) = (log.verifier_key(), witness.witness_key());
+    let keys: [&dyn NoteKey; 2] = [&log_key, &witness_key];
     for path in inputs("note") {
         let data = std::fs::read(&path).expect("read");
         let _ = note::open(&data, &keys);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use lucent_verifier::checkpoint::{verify_checkpoint, Checkpoint, CheckpointError, LogKey};
-use lucent_verifier::note::{self, AnyVerifierKey, NoteVerifierKey};
+use lucent_verifier::note::{self, NoteKey, NoteVerifierKey};
 use serde_json::Value;
 
 const SUMDB_KEY: &str = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
@@ -39,10 +39,11 @@ fn every_keys_json_case() {
     for case in cases {
         let file = case["file"].as_str().expect("file");
         let bytes = read(file);
-        let keys: Vec<AnyVerifierKey> = names(&case["verifier_keys"])
+        let keys: Vec<NoteVerifierKey> = names(&case["verifier_keys"])
             .iter()
-            .map(|v| AnyVerifierKey::Ed25519(NoteVerifierKey::parse(v).expect("case key parses")))
+            .map(|v| NoteVerifierKey::parse(v).expect("case key parses"))
             .collect();
+        let keys: Vec<&dyn NoteKey> = keys.iter().map(|k| k as &dyn NoteKey).collect();
         let result = note::open(&bytes, &keys).and_then(|opened| {
             // With an expected origin, the text must also be a checkpoint of that origin.
             if let Some(origin) = case["expected_origin"].as_str() {
@@ -150,7 +151,7 @@ fn every_malformed_note_fails() {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).expect("read");
         assert!(
-            note::open(&bytes, &[AnyVerifierKey::Ed25519(key.clone())]).is_err(),
+            note::open(&bytes, &[&key]).is_err(),
             "{} accepted",
             path.display()
         );

@@ -13,9 +13,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use lucent_client::{AtomicFile, Client, ClientConfig, Task};
 use lucent_tests::net::{Bins, Devnet, DevnetOptions, RuntimeSettings};
 use lucent_verifier::bundle::{BundlePolicy, BundleStep, EvidenceVerdict};
-use lucent_verifier::client::{Client, ClientConfig, Task};
 use sha2::{Digest as _, Sha256};
 
 /// The model file and its digest (as `scripts/fetch-model.sh` pins them).
@@ -157,7 +157,9 @@ fn run() -> anyhow::Result<()> {
         log_url: net.log_url.clone(),
         trust: net.client_trust()?,
         policy: BundlePolicy::default(),
-        state_file: net.dir.path().join("client/last-seen.note"),
+        last_seen: std::sync::Arc::new(AtomicFile::new(
+            net.dir.path().join("client/last-seen.note"),
+        )),
         timeout: Duration::from_secs(600),
     })?;
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -22,7 +22,9 @@ pub const ARK_GENOA_SHA256: [u8; 32] =
 /// SHA-256 of the DER ARK-Turin certificate.
 pub const ARK_TURIN_SHA256: [u8; 32] =
     hex32("1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a");
-/// SHA-256 of the DER ARK of Lucent's simulated TEE (`tests/data/simulated/ark.der`).
+/// SHA-256 of the DER ARK of Lucent's simulated TEE (`tests/data/simulated/ark.der`). Known
+/// in every build, so that evidence carrying that root is refused with
+/// [`SnpError::SimulatedRootNotTrusted`] even where the simulated TEE is not compiled in.
 pub const ARK_SIMULATED_SHA256: [u8; 32] =
     hex32("21117eb03a93e2ef81b46a43d739d2b974a4205df37d1c43ce530142622fce78");
 
@@ -32,7 +34,9 @@ const ARK_GENOA: &[u8] = include_bytes!("roots/genoa/ark.der");
 const ASK_GENOA: &[u8] = include_bytes!("roots/genoa/ask.der");
 const ARK_TURIN: &[u8] = include_bytes!("roots/turin/ark.der");
 const ASK_TURIN: &[u8] = include_bytes!("roots/turin/ask.der");
+#[cfg(feature = "dangerous-simulated-tee")]
 pub(crate) const ARK_SIMULATED: &[u8] = include_bytes!("../../tests/data/simulated/ark.der");
+#[cfg(feature = "dangerous-simulated-tee")]
 pub(crate) const ASK_SIMULATED: &[u8] = include_bytes!("../../tests/data/simulated/ask.der");
 
 const fn hex_nibble(c: u8) -> u8 {
@@ -79,10 +83,12 @@ pub struct PinnedRoot {
 }
 
 /// Which AMD roots to trust. [`SnpTrust::amd`] pins Milan, Genoa and Turin; the simulated
-/// TEE's root is added only by [`SnpTrust::dangerous_trust_simulated_root`].
+/// TEE's root is added only by `SnpTrust::dangerous_trust_simulated_root`, which exists only
+/// with the `dangerous-simulated-tee` feature.
 #[derive(Clone, Debug)]
 pub struct SnpTrust {
     roots: Vec<PinnedRoot>,
+    #[cfg(feature = "dangerous-simulated-tee")]
     simulated_trusted: bool,
 }
 
@@ -259,26 +265,35 @@ impl SnpTrust {
                     fingerprint: ARK_TURIN_SHA256,
                 },
             ],
+            #[cfg(feature = "dangerous-simulated-tee")]
             simulated_trusted: false,
         }
     }
 
     /// Also trusts the root of Lucent's simulated TEE. **Dangerous**: anyone can produce
     /// evidence under it (its keys are public test fixtures). Never set in a release
-    /// configuration; for tests and local devnets only.
+    /// configuration; for tests and local devnets only. Exists only with the
+    /// `dangerous-simulated-tee` feature.
+    #[cfg(feature = "dangerous-simulated-tee")]
     pub fn dangerous_trust_simulated_root(mut self) -> Self {
         self.simulated_trusted = true;
         self
     }
 
-    /// Whether the simulated root is trusted.
+    /// Whether the simulated root is trusted (always `false` without the
+    /// `dangerous-simulated-tee` feature).
     pub fn trusts_simulated_root(&self) -> bool {
-        self.simulated_trusted
+        #[cfg(feature = "dangerous-simulated-tee")]
+        return self.simulated_trusted;
+        #[cfg(not(feature = "dangerous-simulated-tee"))]
+        false
     }
 
     /// The pinned roots (the simulated one included when trusted).
     pub fn roots(&self) -> Vec<PinnedRoot> {
+        #[allow(unused_mut)]
         let mut roots = self.roots.clone();
+        #[cfg(feature = "dangerous-simulated-tee")]
         if self.simulated_trusted {
             roots.push(simulated_root());
         }
@@ -314,7 +329,16 @@ impl SnpTrust {
             (None, VekKind::Vlek) => return Err(SnpError::MissingCertificate { which: "ASVK" }),
             (None, VekKind::Vcek) => {
                 let mut found = None;
-                for root in roots.iter().chain(std::iter::once(&simulated_root())) {
+                // The simulated ASK is looked at too, so that a simulated VCEK without its
+                // intermediate reaches the clear "simulated root not trusted" error below.
+                #[cfg(feature = "dangerous-simulated-tee")]
+                let candidates = roots
+                    .iter()
+                    .cloned()
+                    .chain(std::iter::once(simulated_root()));
+                #[cfg(not(feature = "dangerous-simulated-tee"))]
+                let candidates = roots.iter().cloned();
+                for root in candidates {
                     let ask = parse_cert("ASK", root.ask_der)?;
                     if ask.subject().as_raw() == vek.issuer().as_raw() {
                         found = Some(root.ask_der);
@@ -355,8 +379,11 @@ impl SnpTrust {
         let root = match root {
             Some(r) => r,
             None => {
-                let sim = parse_cert("ARK", ARK_SIMULATED)?;
-                if sim.subject().as_raw() == int.issuer().as_raw() {
+                if chain.ark_der.as_deref().map(fingerprint) == Some(ARK_SIMULATED_SHA256) {
+                    return Err(SnpError::SimulatedRootNotTrusted);
+                }
+                #[cfg(feature = "dangerous-simulated-tee")]
+                if parse_cert("ARK", ARK_SIMULATED)?.subject().as_raw() == int.issuer().as_raw() {
                     return Err(SnpError::SimulatedRootNotTrusted);
                 }
                 return Err(SnpError::UnknownIssuer {
@@ -373,7 +400,7 @@ impl SnpTrust {
         if let Some(carried) = &chain.ark_der {
             let fp = fingerprint(carried);
             if fp != root.fingerprint {
-                if fp == ARK_SIMULATED_SHA256 && !self.simulated_trusted {
+                if fp == ARK_SIMULATED_SHA256 && !self.trusts_simulated_root() {
                     return Err(SnpError::SimulatedRootNotTrusted);
                 }
                 return Err(SnpError::UntrustedRoot {
@@ -475,6 +502,7 @@ impl SnpTrust {
     }
 }
 
+#[cfg(feature = "dangerous-simulated-tee")]
 pub(crate) fn simulated_root() -> PinnedRoot {
     PinnedRoot {
         product: Product::Simulated,
@@ -544,4 +572,53 @@ fn check_crl(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIM_VCEK: &[u8] = include_bytes!("../../tests/data/simulated/vcek.der");
+    const SIM_ASK: &[u8] = include_bytes!("../../tests/data/simulated/ask.der");
+    const SIM_ARK: &[u8] = include_bytes!("../../tests/data/simulated/ark.der");
+    /// Inside the simulated chain's validity.
+    const NOW: u64 = 1_893_456_000;
+
+    #[test]
+    fn simulated_chains_are_refused_by_name_in_every_build() {
+        assert_eq!(fingerprint(SIM_ARK), ARK_SIMULATED_SHA256);
+        let chain = SnpCertChain {
+            vek_der: SIM_VCEK.to_vec(),
+            intermediate_der: Some(SIM_ASK.to_vec()),
+            ark_der: Some(SIM_ARK.to_vec()),
+        };
+        let trust = SnpTrust::amd();
+        assert!(!trust.trusts_simulated_root());
+        assert_eq!(
+            trust.verify_chain(&chain, None, NOW).unwrap_err(),
+            SnpError::SimulatedRootNotTrusted
+        );
+        assert!(trust
+            .roots()
+            .iter()
+            .all(|r| r.fingerprint != ARK_SIMULATED_SHA256));
+    }
+
+    #[cfg(feature = "dangerous-simulated-tee")]
+    #[test]
+    fn the_simulated_root_is_trusted_only_when_asked() {
+        let chain = SnpCertChain {
+            vek_der: SIM_VCEK.to_vec(),
+            intermediate_der: None,
+            ark_der: None,
+        };
+        // Without the carried ARK the issuer names it.
+        assert_eq!(
+            SnpTrust::amd().verify_chain(&chain, None, NOW).unwrap_err(),
+            SnpError::SimulatedRootNotTrusted
+        );
+        let trust = SnpTrust::amd().dangerous_trust_simulated_root();
+        assert!(trust.trusts_simulated_root());
+        assert!(trust.verify_chain(&chain, None, NOW).is_ok());
+    }
 }

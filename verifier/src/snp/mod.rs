@@ -7,7 +7,11 @@
 //! report's signing key kind equal to the certificate's; the VEK's TCB extensions equal to
 //! `REPORTED_TCB`; for a VCEK, the hwID extension equal to `CHIP_ID`; then [`SnpPolicy`].
 //!
+//! With the `dangerous-simulated-tee` feature (tests and devnets only), evidence from the
+//! simulated TEE:
+//!
 //! ```
+//! # #[cfg(feature = "dangerous-simulated-tee")] {
 //! use lucent_verifier::snp::{verify_snp, SnpEvidence, SnpPolicy, SnpTrust, SnpError};
 //! use lucent_verifier::simulated::{SimulatedTee, SimulatedReportRequest};
 //!
@@ -20,6 +24,7 @@
 //! let trust = SnpTrust::amd().dangerous_trust_simulated_root();
 //! let ok = verify_snp(&evidence, &trust, &SnpPolicy::default(), None, now).unwrap();
 //! assert_eq!(ok.measurement, [7; 48]);
+//! # }
 //! ```
 
 mod chain;
@@ -30,6 +35,7 @@ pub use chain::{
     PinnedRoot, SnpCertChain, SnpTrust, VekKind, VerifiedVek, ARK_GENOA_SHA256, ARK_MILAN_SHA256,
     ARK_SIMULATED_SHA256, ARK_TURIN_SHA256,
 };
+#[cfg(feature = "dangerous-simulated-tee")]
 pub(crate) use chain::{ARK_SIMULATED, ASK_SIMULATED};
 pub use policy::{SnpPolicy, SnpPolicyViolation};
 pub use report::{
@@ -108,7 +114,7 @@ pub enum SnpError {
         expected: String,
     },
     /// The evidence chains to the simulated TEE root, which is not trusted.
-    #[error("evidence is signed by Lucent's simulated TEE root, which is trusted only with SnpTrust::dangerous_trust_simulated_root (never in release configuration)")]
+    #[error("evidence is signed by Lucent's simulated TEE root, which is trusted only with SnpTrust::dangerous_trust_simulated_root (feature dangerous-simulated-tee; never in release configuration)")]
     SimulatedRootNotTrusted,
     /// The ARK carried in the evidence is not the pinned one.
     #[error("ARK in the evidence (sha256 {fingerprint}) is not the pinned {product} ARK")]

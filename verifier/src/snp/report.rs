@@ -67,7 +67,7 @@ pub enum Product {
     /// 5th generation EPYC (TCB layout with an FMC field; 8-byte hwID).
     Turin,
     /// Lucent's simulated TEE (test chain; Milan TCB layout). Trusted only with
-    /// [`super::SnpTrust::dangerous_trust_simulated_root`].
+    /// `SnpTrust::dangerous_trust_simulated_root` (feature `dangerous-simulated-tee`).
     Simulated,
 }
 
@@ -416,6 +416,7 @@ impl SnpReport {
 }
 
 /// Writes a big-endian P-384 `(r, s)` into a report buffer in AMD's little-endian layout.
+#[cfg(feature = "dangerous-simulated-tee")]
 pub(crate) fn write_signature(raw: &mut [u8; REPORT_LEN], r: &[u8; 48], s: &[u8; 48]) {
     raw[0x2A0..REPORT_LEN].fill(0);
     for (i, b) in r.iter().rev().enumerate() {

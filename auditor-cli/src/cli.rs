@@ -1,0 +1,657 @@
+//! The `lucent-auditor` command: parses the command line, runs one command of this library,
+//! prints its report and maps the result to an exit code: 0 ok, 1 verification failed,
+//! 2 could not check, 64 usage. `main.rs` only calls [`main`], so that the end-to-end tests
+//! can build the same command into a binary of their own without compiling it twice.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::audit::{self, Auditor, ConsistencyArgs, Report, Target, Trust};
+use crate::fetch::LogClient;
+use crate::measure::{self, MeasureInputs};
+use crate::monitor::{self, MonitorOptions};
+use crate::publish::{self, ReleaseInput};
+use crate::state::StateDir;
+use crate::witness::{self, Witness};
+use crate::{AuditError, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use clap::{Args, Parser, Subcommand};
+use lucent_verifier::checkpoint::LogKey;
+use lucent_verifier::merkle::{Hash, LeafHash};
+use lucent_verifier::note::NoteVerifierKey;
+use lucent_verifier::trust::{TrustConfig, TrustSettings};
+
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 verification failed (bad signature, witness quorum not met, \
+split view, rollback, bad proof, corrupted tile, root mismatch, unsigned statement, measurement mismatch); \
+2 could not check (log unreachable, HTTP error, missing file, unreadable state); 64 usage.";
+
+/// Lucent transparency-log auditor: verify, follow, witness, measure and publish.
+#[derive(Parser, Debug)]
+#[command(name = "lucent-auditor", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Print machine-readable JSON on standard output instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Fetch the checkpoint, verify signature and witness quorum, check consistency with
+    /// the last seen one (state directory) and update it. A split view prints both
+    /// checkpoints and the failed proof.
+    Checkpoint(LogArgs),
+    /// Prove a statement file, a leaf hash or a measurement is in the log.
+    Inclusion(InclusionArgs),
+    /// Prove two tree sizes, or two checkpoint files, consistent.
+    Consistency(ConsistencyCmd),
+    /// Follow the log from the last position: recompute the root, check every statement,
+    /// list new releases, key configs and revocations. Resumable.
+    Monitor(MonitorArgs),
+    /// A C2SP tlog-witness server.
+    #[command(subcommand)]
+    Witness(WitnessCmd),
+    /// Compute the expected SEV-SNP launch measurement; optionally check a release statement.
+    Measure(MeasureArgs),
+    /// Make an operator (statement) or witness (cosignature/v1) key.
+    Keygen(KeygenArgs),
+    /// Build, sign and submit a statement.
+    #[command(subcommand)]
+    Publish(PublishCmd),
+    /// Check a CVM's attestation bundle offline and print each step's result.
+    VerifyBundle(VerifyBundleArgs),
+}
+
+#[derive(Args, Debug)]
+struct VerifyBundleArgs {
+    /// The bundle (`lucent/bundle/v1` JSON).
+    #[arg(long)]
+    bundle: PathBuf,
+    /// Log key, witnesses, operators, revocations.
+    #[command(flatten)]
+    trust: TrustConfig,
+    /// Check consistency with (and then update) the last seen checkpoint here.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// The log, to fetch the consistency proof from the last seen checkpoint.
+    #[arg(long, requires = "state_dir")]
+    log: Option<String>,
+    /// The nonce the verifier sent (hex), bound in the report data.
+    #[arg(long)]
+    nonce: Option<String>,
+    /// Verification time, Unix seconds (default: now).
+    #[arg(long)]
+    now: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct LogArgs {
+    /// The log: an http(s) URL prefix or a directory with the tlog-tiles layout.
+    #[arg(long, env = "LUCENT_LOG_URL")]
+    log: String,
+    /// Log key, witnesses, operators, revocations.
+    #[command(flatten)]
+    trust: TrustConfig,
+    /// State directory (last seen checkpoints, monitor position).
+    #[arg(long, env = "LUCENT_AUDITOR_STATE")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct InclusionArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// A statement note file (the exact log entry bytes).
+    #[arg(long, group = "target")]
+    statement: Option<PathBuf>,
+    /// A leaf hash (hex).
+    #[arg(long, group = "target")]
+    leaf_hash: Option<String>,
+    /// A release measurement (hex): proves every release and revocation for it.
+    #[arg(long, group = "target")]
+    measurement: Option<String>,
+    /// The entry's index (otherwise asked from the log's API, as a hint only).
+    #[arg(long)]
+    index: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct ConsistencyCmd {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Older tree size.
+    #[arg(long, conflicts_with = "checkpoints")]
+    old: Option<u64>,
+    /// Newer tree size (default: the latest checkpoint's).
+    #[arg(long, requires = "old")]
+    new: Option<u64>,
+    /// Two checkpoint note files.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    checkpoints: Option<Vec<PathBuf>>,
+}
+
+#[derive(Args, Debug)]
+struct MonitorArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Entry bundles fetched at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Stop after about this many new entries (the next run resumes).
+    #[arg(long)]
+    max_entries: Option<u64>,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum WitnessCmd {
+    /// Serve `POST /add-checkpoint`.
+    Serve(WitnessServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct WitnessServeArgs {
+    /// Witness private key file (`lucent-auditor keygen --witness`).
+    #[arg(long)]
+    key: PathBuf,
+    /// A log verifier key to witness (repeatable).
+    #[arg(long = "log-key", required = true)]
+    log_keys: Vec<String>,
+    /// Where the latest cosigned checkpoint per log is kept.
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: String,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ArtifactArgs {
+    /// OVMF firmware image.
+    #[arg(long)]
+    ovmf: PathBuf,
+    /// Kernel image.
+    #[arg(long)]
+    kernel: Option<PathBuf>,
+    /// Initrd.
+    #[arg(long)]
+    initrd: Option<PathBuf>,
+    /// Kernel command line.
+    #[arg(long)]
+    append: Option<String>,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 1)]
+    vcpus: u32,
+    /// vCPU type (EPYC, EPYC-v4, EPYC-Milan, EPYC-Genoa, …).
+    #[arg(long, default_value = "EPYC-v4")]
+    vcpu_type: String,
+    /// Guest SEV features (decimal or 0x hex).
+    #[arg(long, default_value = "0x1", value_parser = parse_u64)]
+    guest_features: u64,
+    /// VMM type: qemu, ec2 or krun.
+    #[arg(long, default_value = "qemu")]
+    vmm_type: String,
+}
+
+impl ArtifactArgs {
+    fn inputs(&self) -> MeasureInputs {
+        MeasureInputs {
+            ovmf: self.ovmf.clone(),
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+            append: self.append.clone(),
+            vcpus: self.vcpus,
+            vcpu_type: self.vcpu_type.clone(),
+            guest_features: self.guest_features,
+            vmm_type: self.vmm_type.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct MeasureArgs {
+    #[command(flatten)]
+    artifacts: ArtifactArgs,
+    /// A release statement note to check against the computed measurement and digests.
+    #[arg(long)]
+    release: Option<PathBuf>,
+    /// Operator verifier keys the release must be signed by (repeatable).
+    #[arg(long = "operator-key", value_delimiter = ',')]
+    operator_keys: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct KeygenArgs {
+    /// Key name (operator name, or the witness name).
+    #[arg(long)]
+    name: String,
+    /// Private key file to create (mode 0600; never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    /// Make a witness cosignature key instead of an operator key.
+    #[arg(long)]
+    witness: bool,
+}
+
+#[derive(Args, Debug)]
+struct SubmitArgs {
+    /// Operator private key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// The log URL (omit with --out to only sign).
+    #[arg(long, env = "LUCENT_LOG_URL")]
+    log: Option<String>,
+    /// The log's verifier key: checks the inclusion proof returned with --wait.
+    #[arg(long, env = "LUCENT_LOG_KEY")]
+    log_key: Option<String>,
+    /// Wait up to this many seconds for inclusion.
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
+    /// Also write the signed statement here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+enum PublishCmd {
+    /// A `release` statement; the SEV-SNP measurement is computed from the artifacts.
+    Release {
+        #[command(flatten)]
+        submit: SubmitArgs,
+        #[command(flatten)]
+        artifacts: ArtifactArgs,
+        /// `sev-snp` or `tdx`.
+        #[arg(long, default_value = "sev-snp")]
+        platform: String,
+        /// Measurement (hex); required for TDX, checked for SEV-SNP.
+        #[arg(long)]
+        measurement: Option<String>,
+        /// Release version.
+        #[arg(long)]
+        version: String,
+        /// Source repository URL.
+        #[arg(long)]
+        source: String,
+        /// Source commit (hex).
+        #[arg(long)]
+        commit: String,
+        /// Model weights digest (hex SHA-256).
+        #[arg(long)]
+        model: String,
+        /// Minimum TCB (hex; SEV-SNP 8 bytes, TDX 16 bytes). Default: all zero.
+        #[arg(long)]
+        min_tcb: Option<String>,
+        /// Not valid after (Unix seconds).
+        #[arg(long)]
+        not_after: u64,
+    },
+    /// A `keyconfig` statement.
+    Keyconfig {
+        #[command(flatten)]
+        submit: SubmitArgs,
+        /// Key id.
+        #[arg(long)]
+        key_id: u8,
+        /// File with the RFC 9458 key config bytes.
+        #[arg(long)]
+        config: PathBuf,
+        /// Valid from (Unix seconds).
+        #[arg(long)]
+        not_before: u64,
+        /// Valid until (Unix seconds).
+        #[arg(long)]
+        not_after: u64,
+    },
+    /// A `revoke` statement.
+    Revoke {
+        #[command(flatten)]
+        submit: SubmitArgs,
+        /// `sev-snp` or `tdx`.
+        #[arg(long, default_value = "sev-snp")]
+        platform: String,
+        /// Measurement to revoke (hex).
+        #[arg(long)]
+        measurement: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).map_err(|e| e.to_string()),
+        None => s
+            .parse()
+            .map_err(|e: std::num::ParseIntError| e.to_string()),
+    }
+}
+
+fn note_key(what: &str, s: &str) -> Result<NoteVerifierKey, AuditError> {
+    NoteVerifierKey::parse(s.trim()).map_err(|source| AuditError::Key {
+        what: format!("{what} {s:?}"),
+        source,
+    })
+}
+
+fn operator_keys(keys: &[String]) -> Result<Vec<NoteVerifierKey>, AuditError> {
+    keys.iter().map(|k| note_key("operator key", k)).collect()
+}
+
+fn trust_settings(trust: &TrustConfig) -> Result<TrustSettings, AuditError> {
+    trust
+        .settings()
+        .map_err(|e| AuditError::Usage(format!("trust settings: {e}")))
+}
+
+fn auditor(a: &LogArgs) -> Result<Auditor, AuditError> {
+    let TrustSettings { log, witnesses, .. } = trust_settings(&a.trust)?;
+    let state_dir = match &a.state_dir {
+        Some(d) => d.clone(),
+        None => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".local/state/lucent-auditor"))
+            .ok_or_else(|| AuditError::Usage("no --state-dir and no $HOME".into()))?,
+    };
+    Ok(Auditor {
+        client: LogClient::new(&a.log)?,
+        trust: Trust { log, witnesses },
+        state: StateDir::open(state_dir)?,
+    })
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, AuditError> {
+    std::fs::read(path).map_err(|e| AuditError::io(path, e))
+}
+
+async fn verify_bundle(b: VerifyBundleArgs) -> Result<Report, AuditError> {
+    use lucent_verifier::bundle::BundlePolicy;
+    let trust = trust_settings(&b.trust)?;
+    let policy = BundlePolicy {
+        nonce: b
+            .nonce
+            .as_deref()
+            .map(|n| hex::decode(n).map_err(|_| AuditError::Usage("--nonce is not hex".into())))
+            .transpose()?,
+        ..BundlePolicy::default()
+    };
+    let now = match b.now {
+        Some(n) => n,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| AuditError::Internal(format!("clock: {e}")))?
+            .as_secs(),
+    };
+    let state = b.state_dir.as_ref().map(StateDir::open).transpose()?;
+    let client = b.log.as_deref().map(LogClient::new).transpose()?;
+    let source = state.as_ref().map(|s| crate::bundle::LastSeenSource {
+        state: s,
+        log: client.as_ref(),
+    });
+    crate::bundle::verify(&read(&b.bundle)?, &trust, &policy, source, now).await
+}
+
+async fn run(cli: Cli) -> Result<Report, AuditError> {
+    match cli.command {
+        Command::VerifyBundle(b) => verify_bundle(b).await,
+        Command::Checkpoint(a) => {
+            let cp = audit::check_checkpoint(&auditor(&a)?).await?;
+            Ok(Report::ok(cp.to_json(), cp.to_human()))
+        }
+        Command::Inclusion(i) => {
+            let a = auditor(&i.log)?;
+            let target = match (&i.statement, &i.leaf_hash, &i.measurement) {
+                (Some(p), None, None) => Target::Entry(read(p)?),
+                (None, Some(h), None) => Target::Leaf(LeafHash(
+                    Hash::from_hex(h)
+                        .map_err(|e| AuditError::Usage(format!("--leaf-hash: {e}")))?,
+                )),
+                (None, None, Some(m)) => Target::Measurement(m.clone()),
+                _ => {
+                    return Err(AuditError::Usage(
+                        "give one of --statement, --leaf-hash, --measurement".into(),
+                    ))
+                }
+            };
+            let operators = trust_settings(&i.log.trust)?.operators;
+            audit::inclusion(&a, target, i.index, &operators).await
+        }
+        Command::Consistency(c) => {
+            let a = auditor(&c.log)?;
+            let args = match (c.old, &c.checkpoints) {
+                (Some(old), None) => ConsistencyArgs::Sizes { old, new: c.new },
+                (None, Some(files)) if files.len() == 2 => {
+                    ConsistencyArgs::Checkpoints(read(&files[0])?, read(&files[1])?)
+                }
+                _ => {
+                    return Err(AuditError::Usage(
+                        "give --old [--new] or --checkpoints OLD NEW".into(),
+                    ))
+                }
+            };
+            audit::consistency(&a, args).await
+        }
+        Command::Monitor(m) => {
+            let a = auditor(&m.log)?;
+            let opts = MonitorOptions {
+                operators: trust_settings(&m.log.trust)?.operators,
+                concurrency: m.concurrency,
+                progress: !m.no_progress && !cli.json,
+                max_entries: m.max_entries,
+                ..MonitorOptions::default()
+            };
+            monitor::run(&a, &opts).await
+        }
+        Command::Witness(WitnessCmd::Serve(w)) => {
+            let key_text =
+                std::fs::read_to_string(&w.key).map_err(|e| AuditError::io(&w.key, e))?;
+            let signer = witness::parse_key_file(&key_text)?;
+            let logs = w
+                .log_keys
+                .iter()
+                .map(|k| note_key("log key", k).map(LogKey::new))
+                .collect::<Result<Vec<_>, _>>()?;
+            let wit = Arc::new(Witness::new(signer.clone(), logs, w.state_dir.clone())?);
+            let listener = tokio::net::TcpListener::bind(&w.listen)
+                .await
+                .map_err(|e| AuditError::io(PathBuf::from(&w.listen), e))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| AuditError::io(PathBuf::from(&w.listen), e))?;
+            // The first stdout line says where we listen (tests and scripts read it).
+            println!("listening on http://{addr}");
+            println!("witness key {}", signer.witness_key().as_str());
+            witness::run(listener, wit, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+            Ok(Report::ok(serde_json::json!({"ok": true}), String::new()))
+        }
+        Command::Measure(m) => {
+            let inputs = m.artifacts.inputs();
+            let measured = measure::measure(&inputs)?;
+            let mut json = measure::to_json(&measured, &inputs);
+            let mut human = format!("measurement {}\n", hex::encode(measured.measurement));
+            let mut failed = None;
+            if let Some(p) = &m.release {
+                let bytes = read(p)?;
+                let st = audit::check_statement(&bytes, &operator_keys(&m.operator_keys)?, None)?;
+                let lucent_verifier::statement::Statement::Release(r) = st else {
+                    return Err(AuditError::Usage(format!(
+                        "{} is not a release statement",
+                        p.display()
+                    )));
+                };
+                let bad = measure::compare_release(&measured, &inputs, &r);
+                json["release_matches"] = serde_json::Value::Bool(bad.is_empty());
+                json["mismatches"] = serde_json::json!(bad);
+                if bad.is_empty() {
+                    human.push_str(&format!("release {} matches the inputs\n", r.version));
+                } else {
+                    for b in &bad {
+                        human.push_str(&format!("  MISMATCH {b}\n"));
+                    }
+                    failed = Some(format!(
+                        "release {} does not match: {}",
+                        r.version,
+                        bad.join("; ")
+                    ));
+                }
+            }
+            json["ok"] = serde_json::Value::Bool(failed.is_none());
+            Ok(Report {
+                json,
+                human,
+                failed,
+            })
+        }
+        Command::Keygen(k) => {
+            let vkey = if k.witness {
+                publish::keygen_witness(&k.name, &k.out)?
+            } else {
+                publish::keygen_operator(&k.name, &k.out)?
+            };
+            Ok(Report::ok(
+                serde_json::json!({"ok": true, "verifier_key": vkey, "private_key_file": k.out}),
+                format!("{vkey}\n"),
+            ))
+        }
+        Command::Publish(p) => {
+            let (submit, st) = match p {
+                PublishCmd::Release {
+                    submit,
+                    artifacts,
+                    platform,
+                    measurement,
+                    version,
+                    source,
+                    commit,
+                    model,
+                    min_tcb,
+                    not_after,
+                } => {
+                    let min_tcb = min_tcb
+                        .unwrap_or_else(|| "00".repeat(if platform == "tdx" { 16 } else { 8 }));
+                    let st = publish::build_release(&ReleaseInput {
+                        platform,
+                        measurement,
+                        artifacts: artifacts.inputs(),
+                        version,
+                        source,
+                        commit,
+                        model,
+                        min_tcb,
+                        not_after,
+                    })?;
+                    (submit, st)
+                }
+                PublishCmd::Keyconfig {
+                    submit,
+                    key_id,
+                    config,
+                    not_before,
+                    not_after,
+                } => {
+                    let st =
+                        publish::build_keyconfig(key_id, read(&config)?, not_before, not_after);
+                    (submit, st)
+                }
+                PublishCmd::Revoke {
+                    submit,
+                    platform,
+                    measurement,
+                    reason,
+                } => (
+                    submit,
+                    publish::build_revoke(&platform, &measurement, &reason)?,
+                ),
+            };
+            let key = publish::load_operator_key(&submit.key)?;
+            let note = publish::sign(&st, &key)?;
+            if let Some(out) = &submit.out {
+                crate::state::write_atomic(out, &note)?;
+            }
+            match &submit.log {
+                Some(url) => {
+                    let log_key = submit
+                        .log_key
+                        .as_deref()
+                        .map(|k| note_key("log key", k).map(LogKey::new))
+                        .transpose()?;
+                    publish::submit(&LogClient::new(url)?, &note, submit.wait, log_key.as_ref())
+                        .await
+                }
+                None if submit.out.is_some() => Ok(Report::ok(
+                    serde_json::json!({"ok": true, "leaf_hash": LeafHash::of_entry(&note).to_string()}),
+                    format!("signed {} (not submitted: no --log)\n", st.type_line()),
+                )),
+                None => Err(AuditError::Usage(
+                    "give --log to submit, or --out to only sign".into(),
+                )),
+            }
+        }
+    }
+}
+
+/// Runs the command with the process's arguments; the exit code says how it ended.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::from(EXIT_OK)
+                }
+                _ => ExitCode::from(EXIT_USAGE),
+            };
+        }
+    };
+    let json = cli.json;
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lucent-auditor: starting the runtime: {e}");
+            return ExitCode::from(crate::EXIT_CANNOT_CHECK);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report.json).unwrap_or_default()
+                );
+            } else {
+                print!("{}", report.human);
+            }
+            match report.failed {
+                Some(why) => {
+                    eprintln!("lucent-auditor: verification failed: {why}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+                None => ExitCode::from(EXIT_OK),
+            }
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&e.to_json()).unwrap_or_default()
+                );
+            }
+            let class = match e.exit_code() {
+                EXIT_FAILED => "verification failed",
+                EXIT_USAGE => "usage",
+                _ => "could not check",
+            };
+            eprintln!("lucent-auditor: {class}: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! The client an app embeds (feature `http`): fetch a CVM's attestation bundle, verify it
+//! with the app's trust settings and its last seen checkpoint, seal a request to that CVM's
+//! attested key, and open the answer (DESIGN.md flow 5).
+//!
+//! Fail closed: a request can only be sealed to a [`VerifiedCvm`], and the only way to get one
+//! is [`Client::attest`], which runs every check below and returns a specific
+//! [`ClientError`] at the first one that fails. No plaintext leaves the app before that.
+//!
+//! [`Client::attest`] does, in order:
+//! 1. picks a fresh 32-byte nonce and fetches `GET {cvm}/v1/attestation?nonce=…`;
+//! 2. loads the last seen checkpoint from its [`LastSeenStore`] (verified again with the log
+//!    key: the store is not trusted more than the network) and, when the sizes differ, fetches a
+//!    consistency proof between the two from the log (a CVM's checkpoint may lag behind the
+//!    newest this client has seen: it must then be a prefix of it);
+//! 3. fetches the revocations the log holds for the bundle's measurement, keeping those an
+//!    operator signed;
+//! 4. runs [`verify_bundle`] (checkpoint signature, witness quorum, last seen consistency,
+//!    inclusion, release signature, expiry and revocation, evidence and policy, measurement,
+//!    key and nonce binding);
+//! 5. checks that the CVM's key config is itself logged: an operator-signed `keyconfig`
+//!    statement with exactly these bytes, valid now, included under a witnessed checkpoint
+//!    (key consistency: every client is offered the same keys). The operator logs a key
+//!    config after the CVM booted, so this usually needs the log's current checkpoint,
+//!    which is verified (signature, witness quorum) and proven consistent with the newest
+//!    one already trusted;
+//! 6. replaces the stored checkpoint (durably, see [`crate::store`]) with the newest verified
+//!    checkpoint, never with an older one.
+//!
+//! HTTP contract with `cvm-runtime`: `GET /v1/attestation[?nonce=<base64>]` answers the
+//! `lucent/bundle/v1` JSON; `POST /v1/summarize` and `POST /v1/suggest` take an RFC 9458
+//! encapsulated request ([`lucent_verifier::encapsulation::MediaLabels::LUCENT_CVM`]) whose plaintext is
+//! `{"text": string, "max_tokens": u32?}` and answer the sealed response, whose plaintext is
+//! `{"output": string, "tokens": u32, ...}`. Errors are `{"error": code, "message": text}`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use rand_core::{OsRng, RngCore as _};
+
+use lucent_verifier::bundle::{
+    verify_bundle, Bundle, BundleError, BundlePolicy, BundleStep, BundleVerdict, LastSeen,
+    MAX_BUNDLE_BYTES,
+};
+use lucent_verifier::checkpoint::{
+    verify_checkpoint, verify_witnessed, CheckpointError, SignedCheckpoint,
+};
+use lucent_verifier::cvm_api::{Task, TaskAnswer, TaskRequest};
+use lucent_verifier::encapsulation::{
+    open_response, seal_request, EncapsulationError, KeyConfig as HpkeKeyConfig,
+};
+use lucent_verifier::last_seen::check_update;
+use lucent_verifier::merkle::{LeafHash, ProofError};
+use lucent_verifier::statement::{parse_unverified, verify_statement, Statement};
+use lucent_verifier::trust::TrustSettings;
+
+use crate::log::{fetch, FetchError, LogClient};
+use crate::store::{load_verified, LastSeenStore, StoreError};
+
+/// Largest answer read from the log or a CVM (bundles are at most [`MAX_BUNDLE_BYTES`]).
+pub const MAX_RESPONSE_BYTES: usize = MAX_BUNDLE_BYTES + 64 * 1024;
+
+/// Why the client refused, or could not finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A request to the log or the CVM failed, was refused, or got a malformed answer.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The bundle did not verify (the error names the step).
+    #[error("attestation bundle of {url} rejected: {source}")]
+    Bundle {
+        /// The CVM.
+        url: String,
+        /// The failed step.
+        source: BundleError,
+    },
+    /// The log's current checkpoint does not verify (log signature or witness quorum).
+    #[error("log checkpoint {url}: {source}")]
+    Checkpoint {
+        /// Where it came from.
+        url: String,
+        /// Why it was rejected.
+        source: CheckpointError,
+    },
+    /// The CVM's key config is not logged by an operator, valid now, under the checkpoint.
+    #[error("key config {key_id} of {url} is not logged: {reason}")]
+    KeyConfigNotLogged {
+        /// The CVM.
+        url: String,
+        /// The key id.
+        key_id: u8,
+        /// What is missing.
+        reason: String,
+    },
+    /// The last seen checkpoint could not be read, verified or stored.
+    #[error(transparent)]
+    LastSeen(#[from] StoreError),
+    /// Sealing the request or opening the answer failed.
+    #[error("encrypted channel to {url}: {source}")]
+    Encapsulation {
+        /// The CVM.
+        url: String,
+        /// The failure.
+        source: EncapsulationError,
+    },
+}
+
+impl ClientError {
+    /// The bundle step that failed, when a bundle was rejected.
+    pub fn bundle_step(&self) -> Option<BundleStep> {
+        match self {
+            ClientError::Bundle { source, .. } => source.step(),
+            _ => None,
+        }
+    }
+}
+
+/// What the app trusts and where it keeps its last seen checkpoint.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Base URL of the log (for consistency proofs, revocations and key configs).
+    pub log_url: String,
+    /// Log key, witness quorum, operators, vendor roots.
+    pub trust: TrustSettings,
+    /// Evidence policy (its `nonce` is replaced by a fresh one on every attestation).
+    pub policy: BundlePolicy,
+    /// Where the last seen checkpoint is kept (an [`crate::AtomicFile`] for most apps).
+    pub last_seen: Arc<dyn LastSeenStore>,
+    /// Time limit for each HTTP request.
+    pub timeout: Duration,
+}
+
+/// Where the time of one attestation went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttestTimings {
+    /// Fetching the bundle, proofs, revocations and key configs.
+    pub network: Duration,
+    /// Running the checks.
+    pub verification: Duration,
+}
+
+/// A CVM whose bundle verified; requests can be sealed to it and to nothing else.
+#[derive(Clone, Debug)]
+pub struct VerifiedCvm {
+    url: String,
+    key_config: HpkeKeyConfig,
+    verdict: BundleVerdict,
+    key_config_index: u64,
+    timings: AttestTimings,
+}
+
+impl VerifiedCvm {
+    /// The CVM's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+    /// What was checked, the matching release, the checkpoint and the evidence facts.
+    pub fn verdict(&self) -> &BundleVerdict {
+        &self.verdict
+    }
+    /// The attested HPKE key config.
+    pub fn key_config(&self) -> &HpkeKeyConfig {
+        &self.key_config
+    }
+    /// Index of the `keyconfig` statement that logs the key config.
+    pub fn key_config_index(&self) -> u64 {
+        self.key_config_index
+    }
+    /// Where the time of the attestation went.
+    pub fn timings(&self) -> AttestTimings {
+        self.timings
+    }
+}
+
+/// An opened answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The model's text.
+    pub output: String,
+    /// Tokens generated.
+    pub tokens: u32,
+    /// The CVM's own account of the model's time, when it gives one.
+    pub model_time: Option<Duration>,
+    /// Round trip of the HTTP request (network and the CVM's work).
+    pub round_trip: Duration,
+    /// Sealing the request and opening the answer.
+    pub crypto: Duration,
+}
+
+/// The client.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    log: LogClient,
+    config: ClientConfig,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Client {
+    /// A client with `config`.
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| FetchError::Http {
+                what: "client set-up",
+                url: String::new(),
+                reason: e.to_string(),
+            })?;
+        let log = LogClient::new(http.clone(), &config.log_url);
+        Ok(Client { http, log, config })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The last seen checkpoint from the store, verified with the log key.
+    pub fn last_seen(&self) -> Result<Option<SignedCheckpoint>, ClientError> {
+        Ok(load_verified(
+            &*self.config.last_seen,
+            &self.config.trust.log,
+        )?)
+    }
+
+    /// The log's current checkpoint, verified (signature and witness quorum) and proven
+    /// consistent with `trusted`; `trusted` itself when the log has not grown.
+    async fn newer_checkpoint(
+        &self,
+        trusted: &SignedCheckpoint,
+    ) -> Result<SignedCheckpoint, ClientError> {
+        let url = self.log.url("/checkpoint");
+        let note = self.log.checkpoint().await?;
+        let latest = verify_witnessed(&note, &self.config.trust.log, &self.config.trust.witnesses)
+            .map_err(|source| ClientError::Checkpoint {
+                url: url.clone(),
+                source,
+            })?
+            .signed;
+        let (old, new) = (trusted.checkpoint.size.0, latest.checkpoint.size.0);
+        let proof = if old > 0 && old < new {
+            Some(self.log.consistency(old, new).await?)
+        } else {
+            None
+        };
+        check_update(Some(trusted), &latest, proof.as_ref()).map_err(|e| ClientError::Bundle {
+            url,
+            source: BundleError::LastSeen(e),
+        })?;
+        Ok(latest)
+    }
+
+    /// Checks that `key_config` is logged (operator-signed, valid at `now`) under `cp` or,
+    /// when it was logged after `cp`, under the log's current checkpoint. Returns its index
+    /// and the checkpoint it is proven under.
+    async fn key_config_logged(
+        &self,
+        url: &str,
+        key_config: &[u8],
+        key_id: u8,
+        cp: SignedCheckpoint,
+        now: u64,
+    ) -> Result<(u64, SignedCheckpoint), ClientError> {
+        let not_logged = |reason: String| ClientError::KeyConfigNotLogged {
+            url: url.to_owned(),
+            key_id,
+            reason,
+        };
+        let answer = self.log.keyconfigs(key_id).await?;
+        let size = cp.checkpoint.size.0;
+        let mut seen_other = false;
+        for e in answer.keyconfigs.iter().rev() {
+            let bytes = &e.entry;
+            let Ok(signed) = verify_statement(bytes, &self.config.trust.operators) else {
+                continue;
+            };
+            let Statement::KeyConfig(k) = signed.statement else {
+                continue;
+            };
+            if k.config != key_config {
+                seen_other = true;
+                continue;
+            }
+            if now < k.not_before || now > k.not_after {
+                return Err(not_logged(format!(
+                    "its statement at index {} is valid from {} to {}, now is {now}",
+                    e.index, k.not_before, k.not_after
+                )));
+            }
+            let cp = if e.index < size {
+                cp
+            } else {
+                self.newer_checkpoint(&cp).await?
+            };
+            let size = cp.checkpoint.size.0;
+            if e.index >= size {
+                return Err(not_logged(format!(
+                    "its statement at index {} is not under the log's checkpoint of size {size}",
+                    e.index
+                )));
+            }
+            self.log
+                .inclusion(e.index, size)
+                .await?
+                .verify(&LeafHash::of_entry(bytes), &cp.checkpoint.root)
+                .map_err(|err: ProofError| {
+                    not_logged(format!(
+                        "inclusion of index {} in size {size}: {err}",
+                        e.index
+                    ))
+                })?;
+            return Ok((e.index, cp));
+        }
+        Err(not_logged(if seen_other {
+            "the log holds other key configs under this id, not this one".into()
+        } else {
+            "the log holds no operator-signed key config under this id".into()
+        }))
+    }
+
+    /// Fetches and verifies the bundle of the CVM at `cvm_url` (every step in the module
+    /// docs), and stores the verified checkpoint as the new last seen one.
+    pub async fn attest(&self, cvm_url: &str) -> Result<VerifiedCvm, ClientError> {
+        let cvm_url = cvm_url.trim_end_matches('/').to_owned();
+        let mut timings = AttestTimings::default();
+        let mut nonce = [0u8; 32];
+        OsRng.fill_bytes(&mut nonce);
+
+        let t = Instant::now();
+        let url = format!(
+            "{cvm_url}/v1/attestation?nonce={}",
+            urlencode_b64(&B64.encode(nonce))
+        );
+        let body = fetch(
+            "attestation bundle",
+            &url,
+            self.http.get(&url),
+            MAX_RESPONSE_BYTES,
+        )
+        .await?;
+        timings.network += t.elapsed();
+
+        let t = Instant::now();
+        let bundle_err = |source| ClientError::Bundle {
+            url: cvm_url.clone(),
+            source,
+        };
+        let bundle = Bundle::decode(&body).map_err(bundle_err)?;
+        let stored = self.last_seen()?;
+        // The bundle's checkpoint size decides which consistency proof to fetch; it is
+        // verified again, in order, by `verify_bundle`.
+        let new_cp = verify_checkpoint(&bundle.checkpoint, &self.config.trust.log)
+            .map_err(|e| bundle_err(BundleError::CheckpointSignature(e)))?;
+        let release = parse_unverified(&bundle.release).ok();
+        timings.verification += t.elapsed();
+
+        let t = Instant::now();
+        // A proof between the two sizes, smaller to larger (none for equal sizes).
+        let proof = match &stored {
+            Some(old) => {
+                let (a, b) = (old.checkpoint.size.0, new_cp.checkpoint.size.0);
+                if a.min(b) > 0 && a != b {
+                    Some(self.log.consistency(a.min(b), a.max(b)).await?)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        let mut trust_revoked = Vec::new();
+        if let Some(Statement::Release(r)) = &release {
+            trust_revoked = self
+                .log
+                .releases(&r.measurement)
+                .await?
+                .verified_revocations(&self.config.trust.operators);
+        }
+        timings.network += t.elapsed();
+
+        let t = Instant::now();
+        let mut trust = self.config.trust.clone();
+        trust.revoked.extend(trust_revoked);
+        let policy = BundlePolicy {
+            nonce: Some(nonce.to_vec()),
+            ..self.config.policy.clone()
+        };
+        let now = now_unix();
+        let last_seen = stored.as_ref().map(|checkpoint| LastSeen {
+            checkpoint,
+            proof: proof.as_ref(),
+        });
+        let verdict =
+            verify_bundle(&bundle, &trust, &policy, last_seen, now).map_err(bundle_err)?;
+        let key_config = HpkeKeyConfig::parse(&verdict.key_config).map_err(|source| {
+            ClientError::Encapsulation {
+                url: cvm_url.clone(),
+                source,
+            }
+        })?;
+        timings.verification += t.elapsed();
+
+        // The newest checkpoint trusted so far: the bundle's, or the stored one it lags.
+        let newest = if verdict.update.replaces_stored() {
+            verdict.checkpoint.signed.clone()
+        } else {
+            stored
+                .clone()
+                .unwrap_or_else(|| verdict.checkpoint.signed.clone())
+        };
+        let t = Instant::now();
+        let (key_config_index, newest) = self
+            .key_config_logged(
+                &cvm_url,
+                &verdict.key_config,
+                key_config.key_id,
+                newest,
+                now,
+            )
+            .await?;
+        timings.network += t.elapsed();
+
+        let grew = stored
+            .as_ref()
+            .is_none_or(|s| s.checkpoint.size.0 < newest.checkpoint.size.0);
+        if grew {
+            self.config.last_seen.store(&newest.note)?;
+        }
+        Ok(VerifiedCvm {
+            url: cvm_url,
+            key_config,
+            verdict,
+            key_config_index,
+            timings,
+        })
+    }
+
+    /// Seals `text` to the verified CVM, sends it for `task`, and opens the answer.
+    pub async fn ask(
+        &self,
+        cvm: &VerifiedCvm,
+        task: Task,
+        text: &str,
+        max_tokens: Option<u32>,
+    ) -> Result<Answer, ClientError> {
+        let enc_err = |source| ClientError::Encapsulation {
+            url: cvm.url.clone(),
+            source,
+        };
+        let t = Instant::now();
+        let request = TaskRequest {
+            text: text.to_owned(),
+            max_tokens,
+        };
+        let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&request).map_err(|e| {
+            FetchError::Malformed {
+                what: "request",
+                url: cvm.url.clone(),
+                reason: e.to_string(),
+            }
+        })?);
+        drop(request);
+        let (request, context) =
+            seal_request(&cvm.key_config, &plaintext, &mut OsRng).map_err(enc_err)?;
+        let mut crypto = t.elapsed();
+
+        let url = format!("{}{}", cvm.url, task.path());
+        let t = Instant::now();
+        let body = fetch(
+            "encrypted request",
+            &url,
+            self.http
+                .post(&url)
+                .header("content-type", "message/ohttp-req")
+                .body(request),
+            MAX_RESPONSE_BYTES,
+        )
+        .await?;
+        let round_trip = t.elapsed();
+
+        let t = Instant::now();
+        let opened = open_response(&context, &body).map_err(enc_err)?;
+        let answer: TaskAnswer =
+            serde_json::from_slice(&opened).map_err(|e| FetchError::Malformed {
+                what: "answer",
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        crypto += t.elapsed();
+        Ok(Answer {
+            output: answer.output.clone(),
+            tokens: answer.tokens,
+            model_time: answer.model_ms.map(Duration::from_millis),
+            round_trip,
+            crypto,
+        })
+    }
+}
+
+/// Base64 in a query string: `+`, `/` and `=` percent-encoded.
+fn urlencode_b64(b64: &str) -> String {
+    b64.replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
+}

@@ -1,0 +1,240 @@
+//! Reading the log over HTTP: its checkpoint, proofs and lookups, as the typed answers of
+//! `lucent_verifier::log_api`, each read with a size limit. Nothing here decides trust: the
+//! caller verifies what it gets with `lucent_verifier`.
+//!
+//! Used by the embedded [`crate::Client`], the CVM runtime's boot self-check and the key
+//! broker's and services' other HTTP reads ([`read_limited`]).
+
+use lucent_verifier::log_api::{
+    ConsistencyAnswer, ErrorBody, InclusionAnswer, KeyConfigsAnswer, ReleasesAnswer,
+};
+use lucent_verifier::merkle::{ConsistencyProof, InclusionProof};
+use lucent_verifier::statement::Measurement;
+
+/// Largest answer read from the log: lookups list at most a bounded number of entries of at
+/// most 64 KiB each, and every other answer is far smaller.
+pub const MAX_LOG_ANSWER_BYTES: usize = 4 << 20;
+
+/// Why an HTTP read failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The request could not be made or its answer not read (connection, timeout).
+    #[error("{what} {url}: {reason}")]
+    Http {
+        /// What was being fetched.
+        what: &'static str,
+        /// Where.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The answer is larger than the reader accepts.
+    #[error("{what} {url}: answer larger than {limit} bytes")]
+    TooLarge {
+        /// What was being fetched.
+        what: &'static str,
+        /// Where.
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// The server answered with an error.
+    #[error("{what} {url}: HTTP {status}: {code}: {message}")]
+    Refused {
+        /// What was being fetched.
+        what: &'static str,
+        /// Where.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The server's error code ([`ErrorBody::error`]), or `http_<status>`.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// An answer was not in the expected form.
+    #[error("{what} {url}: malformed answer: {reason}")]
+    Malformed {
+        /// What was being fetched.
+        what: &'static str,
+        /// Where.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Reads a whole answer body, whatever its status, at most `limit` bytes.
+pub async fn read_body(
+    what: &'static str,
+    url: &str,
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, FetchError> {
+    let too_large = || FetchError::TooLarge {
+        what,
+        url: url.to_owned(),
+        limit,
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| FetchError::Http {
+        what,
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Reads a whole answer, at most `limit` bytes; a non-success status becomes
+/// [`FetchError::Refused`] with the server's [`ErrorBody`] code when it sent one.
+pub async fn read_limited(
+    what: &'static str,
+    url: &str,
+    resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, FetchError> {
+    let status = resp.status();
+    let body = read_body(what, url, resp, limit).await?;
+    if !status.is_success() {
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => (e.error, e.message),
+            Err(_) => (
+                format!("http_{}", status.as_u16()),
+                String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            ),
+        };
+        return Err(FetchError::Refused {
+            what,
+            url: url.to_owned(),
+            status: status.as_u16(),
+            code,
+            message,
+        });
+    }
+    Ok(body)
+}
+
+/// Sends `request` and reads the answer with [`read_limited`].
+pub async fn fetch(
+    what: &'static str,
+    url: &str,
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> Result<Vec<u8>, FetchError> {
+    let resp = request.send().await.map_err(|e| FetchError::Http {
+        what,
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    read_limited(what, url, resp, limit).await
+}
+
+/// The log's read API.
+#[derive(Debug, Clone)]
+pub struct LogClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl LogClient {
+    /// A client for the log at `base` (an http(s) URL prefix).
+    pub fn new(http: reqwest::Client, base: &str) -> Self {
+        LogClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, what: &'static str, path: &str) -> Result<Vec<u8>, FetchError> {
+        let url = self.url(path);
+        fetch(what, &url, self.http.get(&url), MAX_LOG_ANSWER_BYTES).await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        path: &str,
+    ) -> Result<T, FetchError> {
+        let body = self.get(what, path).await?;
+        serde_json::from_slice(&body).map_err(|e| FetchError::Malformed {
+            what,
+            url: self.url(path),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The latest checkpoint note (unverified).
+    pub async fn checkpoint(&self) -> Result<Vec<u8>, FetchError> {
+        self.get("checkpoint", "/checkpoint").await
+    }
+
+    /// A consistency proof from `old` to `new` (checked for shape, not verified).
+    pub async fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, FetchError> {
+        let what = "consistency proof";
+        let path = format!("/v1/proof/consistency?old={old}&new={new}");
+        let answer: ConsistencyAnswer = self.get_json(what, &path).await?;
+        let malformed = |reason: String| FetchError::Malformed {
+            what,
+            url: self.url(&path),
+            reason,
+        };
+        if (answer.old, answer.new) != (old, new) {
+            return Err(malformed(format!(
+                "proves {} to {} when asked for {old} to {new}",
+                answer.old, answer.new
+            )));
+        }
+        answer.proof().map_err(|e| malformed(e.to_string()))
+    }
+
+    /// An inclusion proof of `index` in the tree of `size` (checked for shape, not verified).
+    pub async fn inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, FetchError> {
+        let what = "inclusion proof";
+        let path = format!("/v1/proof/inclusion?index={index}&size={size}");
+        let answer: InclusionAnswer = self.get_json(what, &path).await?;
+        let malformed = |reason: String| FetchError::Malformed {
+            what,
+            url: self.url(&path),
+            reason,
+        };
+        if (answer.index, answer.tree_size) != (index, size) {
+            return Err(malformed(format!(
+                "proves index {} in size {} when asked for {index} in {size}",
+                answer.index, answer.tree_size
+            )));
+        }
+        answer.proof().map_err(|e| malformed(e.to_string()))
+    }
+
+    /// The releases and revocations logged for `measurement` (unverified entries).
+    pub async fn releases(&self, measurement: &Measurement) -> Result<ReleasesAnswer, FetchError> {
+        self.get_json(
+            "releases",
+            &format!("/v1/releases/{}", measurement.to_hex()),
+        )
+        .await
+    }
+
+    /// The key configs logged under `key_id` (unverified entries).
+    pub async fn keyconfigs(&self, key_id: u8) -> Result<KeyConfigsAnswer, FetchError> {
+        self.get_json("key configs", &format!("/v1/keyconfigs/{key_id}"))
+            .await
+    }
+}

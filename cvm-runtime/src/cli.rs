@@ -1,0 +1,79 @@
+//! The `lucent-cvm-runtime` command: reads its configuration, hardens the
+//! process, sets up tracing, binds, starts the self-check loop and serves.
+//! `main.rs` only calls [`main`], so that the end-to-end tests can build the same command
+//! into a binary of their own without compiling it twice.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::RuntimeConfig;
+use crate::{hardening, run, Runtime};
+use anyhow::Context as _;
+use clap::Parser;
+
+/// The Lucent service inside a confidential VM.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file (TOML). Its exact bytes are part of the measured image.
+    #[arg(long, env = "LUCENT_CVM_CONFIG")]
+    config: PathBuf,
+}
+
+/// Runs the command with the process's arguments; the exit code says whether it succeeded.
+pub fn main() -> std::process::ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lucent-cvm-runtime: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lucent-cvm-runtime: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    hardening::disable_core_dumps().context("disabling core dumps")?;
+    let config = RuntimeConfig::read(&args.config)?;
+    #[cfg(feature = "dangerous-simulated-tee")]
+    if config.file.dangerous_simulated_tee {
+        let m = hex::encode(config.simulated_measurement()?);
+        eprintln!(
+            "WARNING: dangerous_simulated_tee is set. Evidence comes from the SIMULATED TEE, \
+             whose keys are public: this runtime protects nothing. Tests and devnets only. \
+             Simulated measurement {m}."
+        );
+        tracing::warn!(measurement = %m, "dangerous_simulated_tee: simulated evidence");
+    }
+    let attester = config.attester()?;
+    let rt = Arc::new(Runtime::new(config, attester)?);
+    let listen = rt.config.file.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    // The first stdout line says where we listen (tests and scripts read it).
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, key_id = rt.keypair.key_id(), attester = rt.attester.name(), "cvm runtime listening");
+    tokio::spawn(rt.clone().supervise());
+    run(listener, rt, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! The `lucent-key-broker` command: reads its configuration, sets up tracing,
+//! binds and serves.
+//! `main.rs` only calls [`main`], so that the end-to-end tests can build the same command
+//! into a binary of their own without compiling it twice.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::broker::system_clock;
+use crate::config::FileConfig;
+use crate::{run, Broker};
+use anyhow::Context as _;
+use clap::Parser;
+
+/// Releases the model-weights key to verified CVMs.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file (TOML).
+    #[arg(long, env = "LUCENT_BROKER_CONFIG")]
+    config: PathBuf,
+}
+
+/// Runs the command with the process's arguments; the exit code says whether it succeeded.
+pub fn main() -> std::process::ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lucent-key-broker: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lucent-key-broker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    let file = FileConfig::read(&args.config)?;
+    #[cfg(feature = "dangerous-simulated-tee")]
+    if file.dangerous_trust_simulated_root {
+        tracing::warn!("dangerous_trust_simulated_root is set: simulated evidence is accepted");
+    }
+    let broker = Arc::new(Broker::new(file.broker_config()?, system_clock())?);
+    let listener = tokio::net::TcpListener::bind(&file.listen)
+        .await
+        .with_context(|| format!("binding {}", file.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "key broker listening");
+    run(listener, broker, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,470 @@
+//! The log's HTTP API beside C2SP `tlog-tiles`: the JSON answers of submission, entries,
+//! proofs and lookups, and the error answer every Lucent service gives. The log server
+//! serialises these types and every reader (the embedded client, the CVM runtime, the key
+//! broker, the auditor, the tests) deserialises the same ones; nobody declares them again.
+//!
+//! Encodings: hashes in proofs are base64 (as in C2SP `tlog-proof`), leaf hashes are hex,
+//! entries are the base64 of their exact bytes, checkpoints are the note's text. A field
+//! that does not decode is a deserialisation error, so a reader never sees a half-valid
+//! answer.
+//!
+//! | endpoint | answer |
+//! |---|---|
+//! | `POST /v1/statements[?wait=N]` | [`SubmitAnswer`] (200, or 202 when no checkpoint covers it yet) |
+//! | `GET /v1/entries/{index}` | [`Entry`] |
+//! | `GET /v1/proof/inclusion?index=I\|leaf_hash=H[&size=S]` | [`InclusionAnswer`] |
+//! | `GET /v1/proof/consistency?old=A[&new=B]` | [`ConsistencyAnswer`] |
+//! | `GET /v1/releases/{measurement hex}` | [`ReleasesAnswer`] |
+//! | `GET /v1/keyconfigs/{key id}` | [`KeyConfigsAnswer`] |
+//! | `GET /v1/log` | [`LogInfo`] |
+//! | `GET /healthz` | [`Health`] |
+//! | any failure | [`ErrorBody`] with a stable `error` code |
+
+use serde::{Deserialize, Serialize};
+
+use crate::merkle::{ConsistencyProof, Hash, InclusionProof, LeafHash, ProofError};
+use crate::note::NoteVerifierKey;
+use crate::statement::{verify_statement, Measurement, SignedStatement, Statement};
+
+/// Submission of a signed statement (the body is the statement's exact bytes).
+pub const STATEMENTS_PATH: &str = "/v1/statements";
+/// Longest `?wait=` a submission may ask for, in seconds.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+
+/// The error answer of every Lucent service: a stable machine-readable code and a message
+/// for people. Some codes carry more facts (`already_logged` carries the index and leaf).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The stable code (`already_logged`, `unknown_signer`, `not_found`, …).
+    pub error: String,
+    /// What went wrong, for people.
+    #[serde(default)]
+    pub message: String,
+    /// `already_logged`: where the statement is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// `already_logged`: its leaf hash.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_leaf_hex"
+    )]
+    pub leaf_hash: Option<LeafHash>,
+}
+
+impl ErrorBody {
+    /// An error answer with a code and a message.
+    pub fn new(error: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: error.into(),
+            message: message.into(),
+            index: None,
+            leaf_hash: None,
+        }
+    }
+}
+
+/// The answer to a submission. Without `wait`, or when no published checkpoint covers the
+/// entry before the wait ends (HTTP 202, with `message`), only the index and leaf hash are
+/// set; after a successful wait, the inclusion proof and the checkpoint it is proven under
+/// too, also as one C2SP `tlog-proof`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitAnswer {
+    /// The entry's index.
+    pub index: u64,
+    /// The entry's leaf hash.
+    #[serde(with = "leaf_hex")]
+    pub leaf_hash: LeafHash,
+    /// Size of the checkpoint the proof is under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_size: Option<u64>,
+    /// Inclusion proof hashes.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_hashes_b64"
+    )]
+    pub inclusion_proof: Option<Vec<Hash>>,
+    /// The published (witnessed) checkpoint note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// The same proof as a C2SP `tlog-proof`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlog_proof: Option<String>,
+    /// Why the proof is missing (HTTP 202).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl SubmitAnswer {
+    /// The inclusion proof, when the answer carries one.
+    pub fn proof(&self) -> Option<Result<InclusionProof, ProofError>> {
+        let (size, hashes) = (self.tree_size?, self.inclusion_proof.as_ref()?);
+        Some(InclusionProof::from_raw(self.index, size, &raw(hashes)))
+    }
+}
+
+/// One log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Its index.
+    pub index: u64,
+    /// Its leaf hash (a reader recomputes it from `entry`; see [`Entry::check`]).
+    #[serde(with = "leaf_hex")]
+    pub leaf_hash: LeafHash,
+    /// The entry's exact bytes.
+    #[serde(with = "bytes_b64")]
+    pub entry: Vec<u8>,
+}
+
+impl Entry {
+    /// The entry for `index` holding `bytes`.
+    pub fn new(index: u64, bytes: Vec<u8>) -> Self {
+        Entry {
+            index,
+            leaf_hash: LeafHash::of_entry(&bytes),
+            entry: bytes,
+        }
+    }
+
+    /// Whether the stated leaf hash is the hash of the bytes.
+    pub fn check(&self) -> bool {
+        LeafHash::of_entry(&self.entry) == self.leaf_hash
+    }
+}
+
+/// An inclusion proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionAnswer {
+    /// The entry's index.
+    pub index: u64,
+    /// The tree size the proof is for.
+    pub tree_size: u64,
+    /// The tree's root at that size.
+    #[serde(with = "hash_b64")]
+    pub root: Hash,
+    /// The proof.
+    #[serde(with = "hashes_b64")]
+    pub hashes: Vec<Hash>,
+    /// The published checkpoint of exactly that size, when there is one.
+    #[serde(default)]
+    pub checkpoint: Option<String>,
+}
+
+impl InclusionAnswer {
+    /// The proof, checked for shape (verify it against a trusted root yourself).
+    pub fn proof(&self) -> Result<InclusionProof, ProofError> {
+        InclusionProof::from_raw(self.index, self.tree_size, &raw(&self.hashes))
+    }
+}
+
+/// A consistency proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyAnswer {
+    /// The older size.
+    pub old: u64,
+    /// The newer size.
+    pub new: u64,
+    /// The proof.
+    #[serde(with = "hashes_b64")]
+    pub hashes: Vec<Hash>,
+}
+
+impl ConsistencyAnswer {
+    /// The proof, checked for shape.
+    pub fn proof(&self) -> Result<ConsistencyProof, ProofError> {
+        ConsistencyProof::from_raw(self.old, self.new, &raw(&self.hashes))
+    }
+}
+
+/// The releases and revocations logged for one measurement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasesAnswer {
+    /// The measurement, lowercase hex.
+    pub measurement: String,
+    /// `release` entries.
+    pub releases: Vec<Entry>,
+    /// `revoke` entries.
+    pub revocations: Vec<Entry>,
+}
+
+impl ReleasesAnswer {
+    /// The measurements withdrawn by the `revoke` entries an operator in `operators` signed.
+    /// An entry that does not verify is not a revocation anyone can act on, and is skipped.
+    pub fn verified_revocations(&self, operators: &[NoteVerifierKey]) -> Vec<Measurement> {
+        self.revocations
+            .iter()
+            .filter_map(|e| match verify_statement(&e.entry, operators) {
+                Ok(SignedStatement {
+                    statement: Statement::Revoke(r),
+                    ..
+                }) => Some(r.measurement),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The newest `release` entry of `measurement` that an operator in `operators` signed,
+    /// among those at an index below `size` (under a checkpoint of that size).
+    pub fn newest_release(
+        &self,
+        operators: &[NoteVerifierKey],
+        measurement: &Measurement,
+        size: u64,
+    ) -> Option<&Entry> {
+        self.releases.iter().rev().find(|e| {
+            e.index < size
+                && matches!(
+                    verify_statement(&e.entry, operators),
+                    Ok(SignedStatement { statement: Statement::Release(r), .. })
+                        if r.measurement == *measurement
+                )
+        })
+    }
+}
+
+/// The key configs logged under one key id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyConfigsAnswer {
+    /// The key id.
+    pub key_id: u8,
+    /// `keyconfig` entries.
+    pub keyconfigs: Vec<Entry>,
+}
+
+/// What the log says of itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogInfo {
+    /// The log's origin (checkpoint name).
+    pub origin: String,
+    /// Its checkpoint verifier key.
+    pub verifier_key: String,
+    /// Entries sequenced.
+    pub tree_size: u64,
+    /// Size of the newest published checkpoint.
+    pub published_size: u64,
+    /// Whether this server is the sequencer.
+    pub sequencer: bool,
+}
+
+/// The health answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// Entries sequenced.
+    pub tree_size: u64,
+    /// Whether this server is the sequencer.
+    pub sequencer: bool,
+}
+
+fn raw(hashes: &[Hash]) -> Vec<&[u8]> {
+    hashes.iter().map(|h| h.0.as_slice()).collect()
+}
+
+mod hash_b64 {
+    use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use crate::merkle::Hash;
+
+    pub fn serialize<S: Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(h.0))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+        let text = String::deserialize(d)?;
+        decode(&text).map_err(D::Error::custom)
+    }
+
+    pub fn decode(text: &str) -> Result<Hash, String> {
+        let bytes = B64
+            .decode(text)
+            .map_err(|e| format!("hash is not base64: {e}"))?;
+        Hash::from_slice(&bytes).map_err(|e| e.to_string())
+    }
+}
+
+mod hashes_b64 {
+    use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use crate::merkle::{Hash, MAX_PROOF_HASHES};
+
+    pub fn serialize<S: Serializer>(hashes: &[Hash], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(hashes.iter().map(|h| B64.encode(h.0)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Hash>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        if texts.len() > MAX_PROOF_HASHES {
+            return Err(D::Error::custom(format!(
+                "{} proof hashes; a proof has at most {MAX_PROOF_HASHES}",
+                texts.len()
+            )));
+        }
+        texts
+            .into_iter()
+            .map(|t| super::hash_b64::decode(&t).map_err(D::Error::custom))
+            .collect()
+    }
+}
+
+mod opt_hashes_b64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::merkle::Hash;
+
+    pub fn serialize<S: Serializer>(hashes: &Option<Vec<Hash>>, s: S) -> Result<S::Ok, S::Error> {
+        match hashes {
+            Some(h) => super::hashes_b64::serialize(h, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Hash>>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "super::hashes_b64")] Vec<Hash>);
+        Ok(Option::<W>::deserialize(d)?.map(|W(h)| h))
+    }
+}
+
+mod leaf_hex {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use crate::merkle::{Hash, LeafHash};
+
+    pub fn serialize<S: Serializer>(h: &LeafHash, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&h.0.to_hex())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LeafHash, D::Error> {
+        let text = String::deserialize(d)?;
+        Hash::from_hex(&text)
+            .map(LeafHash)
+            .map_err(|e| D::Error::custom(format!("leaf hash: {e}")))
+    }
+}
+
+mod opt_leaf_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::merkle::LeafHash;
+
+    pub fn serialize<S: Serializer>(h: &Option<LeafHash>, s: S) -> Result<S::Ok, S::Error> {
+        match h {
+            Some(h) => super::leaf_hex::serialize(h, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LeafHash>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "super::leaf_hex")] LeafHash);
+        Ok(Option::<W>::deserialize(d)?.map(|W(h)| h))
+    }
+}
+
+mod bytes_b64 {
+    use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        B64.decode(text)
+            .map_err(|e| D::Error::custom(format!("entry is not base64: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merkle::MemoryTree;
+
+    #[test]
+    fn answers_round_trip_and_proofs_verify() {
+        let mut tree = MemoryTree::new();
+        for e in [&b"a"[..], b"b", b"c"] {
+            tree.push_entry(e);
+        }
+        let p = tree.prove_inclusion(1, 3).unwrap();
+        let answer = InclusionAnswer {
+            index: 1,
+            tree_size: 3,
+            root: tree.root(),
+            hashes: p.hashes.clone(),
+            checkpoint: None,
+        };
+        let text = serde_json::to_string(&answer).unwrap();
+        let back: InclusionAnswer = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, answer);
+        back.proof()
+            .unwrap()
+            .verify(&LeafHash::of_entry(b"b"), &tree.root())
+            .unwrap();
+
+        let e = Entry::new(7, b"statement".to_vec());
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.contains(&e.leaf_hash.to_string()), "{text}");
+        let back: Entry = serde_json::from_str(&text).unwrap();
+        assert!(back.check());
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn malformed_answers_are_refused() {
+        let good = serde_json::json!({ "old": 1, "new": 2, "hashes": [] });
+        assert!(serde_json::from_value::<ConsistencyAnswer>(good).is_ok());
+        for bad in [
+            serde_json::json!({ "old": 1, "new": 2, "hashes": ["not base64!"] }),
+            serde_json::json!({ "old": 1, "new": 2, "hashes": ["AAAA"] }),
+            serde_json::json!({ "old": 1, "new": 2, "hashes": vec!["A".repeat(43) + "="; 65] }),
+            serde_json::json!({ "old": -1, "new": 2, "hashes": [] }),
+            serde_json::json!({ "old": 1, "hashes": [] }),
+        ] {
+            assert!(
+                serde_json::from_value::<ConsistencyAnswer>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        for bad in [
+            serde_json::json!({ "index": 0, "leaf_hash": "zz", "entry": "" }),
+            serde_json::json!({ "index": 0, "leaf_hash": "00".repeat(31), "entry": "" }),
+            serde_json::json!({ "index": 0, "leaf_hash": "00".repeat(32), "entry": "%%" }),
+        ] {
+            assert!(
+                serde_json::from_value::<Entry>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        // A stated leaf hash that is not the entry's is caught by `check`.
+        let lie: Entry = serde_json::from_value(
+            serde_json::json!({ "index": 0, "leaf_hash": "00".repeat(32), "entry": "" }),
+        )
+        .unwrap();
+        assert!(!lie.check());
+    }
+
+    #[test]
+    fn error_body_carries_the_already_logged_facts() {
+        let leaf = LeafHash::of_entry(b"x");
+        let body = ErrorBody {
+            index: Some(4),
+            leaf_hash: Some(leaf),
+            ..ErrorBody::new("already_logged", "statement is already logged at index 4")
+        };
+        let v = serde_json::to_value(&body).unwrap();
+        assert_eq!(v["leaf_hash"], leaf.to_string());
+        let plain = serde_json::to_value(ErrorBody::new("not_found", "no")).unwrap();
+        assert_eq!(
+            plain,
+            serde_json::json!({ "error": "not_found", "message": "no" })
+        );
+        let back: ErrorBody = serde_json::from_value(v).unwrap();
+        assert_eq!(back, body);
+    }
+}

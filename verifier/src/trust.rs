@@ -1,0 +1,427 @@
+//! What a party trusts, in one type: the log's key, the witnesses and their quorum, the
+//! operators allowed to sign statements, the pinned vendor roots, and the revocations it
+//! knows of.
+//!
+//! Every party (the embedded client, the key broker, the CVM runtime, the auditor) reads its
+//! trust from text the same way: [`TrustConfig`] is the configuration-file form (serde, a
+//! `[trust]` table in TOML) and, with the `clap` feature, the command-line form (flatten it
+//! into a command's arguments). [`TrustConfig::settings`] turns it into the typed
+//! [`TrustSettings`] that [`crate::bundle::verify_bundle`] takes, applying one set of rules:
+//!
+//! - keys must parse as what they are named (a witness key is a `cosignature/v1` key, not a
+//!   note key);
+//! - the witness quorum defaults to every configured witness, and cannot exceed them;
+//! - no witnesses, or a quorum of 0, only through [`DangerousTrust::no_witnesses`];
+//! - the simulated TEE's test root only through [`DangerousTrust::trust_simulated_root`], and
+//!   only in a build with the `dangerous-simulated-tee` feature.
+//!
+//! Anything that weakens a check lives in [`DangerousTrust`] and is spelt `dangerous` on
+//! every surface (`[trust.dangerous]` in files, `--dangerous-…` flags), never as a bare bool
+//! beside the safe settings.
+//!
+//! ```
+//! use lucent_verifier::trust::TrustConfig;
+//! # use lucent_verifier::{cosignature::WitnessSigner, note::NoteSigner};
+//! # let mut rng = rand_core::OsRng;
+//! # let log = NoteSigner::generate(&mut rng, "log.example.com").unwrap();
+//! # let witness = WitnessSigner::generate(&mut rng, "witness.example.com").unwrap();
+//! let config = TrustConfig {
+//!     log_key: log.verifier_key().as_str().to_owned(),
+//!     witnesses: vec![witness.witness_key().as_str().to_owned()],
+//!     ..TrustConfig::default()
+//! };
+//! let trust = config.settings().unwrap();
+//! assert_eq!(trust.witnesses.quorum(), 1);
+//! // Without witnesses the settings are refused, unless dangerously asked for.
+//! let none = TrustConfig { witnesses: vec![], ..config };
+//! assert!(none.settings().is_err());
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::LogKey;
+use crate::cosignature::{WitnessKey, WitnessPolicy, WitnessPolicyError};
+use crate::note::{KeyError, NoteVerifierKey};
+use crate::snp::SnpTrust;
+use crate::statement::{Measurement, Platform};
+use crate::tdx::TdxTrust;
+
+/// Everything a verifier trusts: the log, its witnesses, the operators, the vendor roots,
+/// and what it knows of revocations.
+#[derive(Clone, Debug)]
+pub struct TrustSettings {
+    /// The log's origin and key.
+    pub log: LogKey,
+    /// k-of-n witnesses.
+    pub witnesses: WitnessPolicy,
+    /// Operator keys allowed to sign statements.
+    pub operators: Vec<NoteVerifierKey>,
+    /// AMD roots.
+    pub snp: SnpTrust,
+    /// Intel root.
+    pub tdx: TdxTrust,
+    /// An AMD CRL (DER) to apply, if the caller has one.
+    pub amd_crl: Option<Vec<u8>>,
+    /// Measurements withdrawn by verified `revoke` statements the caller has seen.
+    pub revoked: Vec<Measurement>,
+}
+
+/// Trust as configuration files and command lines spell it. See the module docs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// The log's checkpoint verifier key (`<origin>+<id>+<base64>`).
+    #[cfg_attr(feature = "clap", arg(long, env = "LUCENT_LOG_KEY"))]
+    pub log_key: String,
+    /// A witness's `cosignature/v1` verifier key (repeatable).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "witness-key",
+            env = "LUCENT_WITNESS_KEYS",
+            value_delimiter = ',',
+            value_name = "KEY"
+        )
+    )]
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    /// How many of the witnesses must cosign (default: all of them).
+    #[cfg_attr(feature = "clap", arg(long = "witness-quorum", alias = "quorum"))]
+    #[serde(default)]
+    pub witness_quorum: Option<usize>,
+    /// An operator's verifier key, allowed to sign statements (repeatable).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "operator-key",
+            env = "LUCENT_OPERATOR_KEYS",
+            value_delimiter = ',',
+            value_name = "KEY"
+        )
+    )]
+    #[serde(default)]
+    pub operators: Vec<String>,
+    /// A revoked measurement, hex with an optional `sev-snp:` or `tdx:` prefix (repeatable).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "revoked", value_delimiter = ',', value_name = "MEASUREMENT")
+    )]
+    #[serde(default)]
+    pub revoked: Vec<String>,
+    /// Settings that weaken the checks: for tests and local devnets only.
+    #[cfg_attr(feature = "clap", command(flatten))]
+    #[serde(default, skip_serializing_if = "DangerousTrust::is_safe")]
+    pub dangerous: DangerousTrust,
+}
+
+/// Settings that weaken the checks. Each one lets an adversary do something the system
+/// otherwise prevents; release configurations never set them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct DangerousTrust {
+    /// Accept checkpoints no witness cosigned (needs no witness keys, or a quorum of 0).
+    /// The log could then show this party a history of its own.
+    #[cfg_attr(feature = "clap", arg(long = "dangerous-no-witnesses"))]
+    #[serde(default)]
+    pub no_witnesses: bool,
+    /// Trust the simulated TEE's public test root: anyone can then forge evidence. Only in
+    /// builds with the `dangerous-simulated-tee` feature.
+    #[cfg_attr(feature = "clap", arg(long = "dangerous-trust-simulated-root"))]
+    #[serde(default)]
+    pub trust_simulated_root: bool,
+}
+
+impl DangerousTrust {
+    /// True when nothing dangerous is set.
+    pub fn is_safe(&self) -> bool {
+        *self == DangerousTrust::default()
+    }
+}
+
+/// A trust setting, given as text, that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustConfigError {
+    /// A key does not parse.
+    #[error("{what} {text:?}: {source}")]
+    Key {
+        /// Which setting (`log key`, `witness key`, `operator key`).
+        what: &'static str,
+        /// The text given.
+        text: String,
+        /// Why it does not parse.
+        #[source]
+        source: KeyError,
+    },
+    /// The witness keys and quorum do not make a policy.
+    #[error("witnesses: {0}")]
+    Witnesses(#[from] WitnessPolicyError),
+    /// No witness keys, and no explicit opt-out.
+    #[error(
+        "no witness keys: without witnesses a log can show each party its own history \
+         (a split view); give the witnesses' cosignature/v1 keys and a quorum \
+         (dangerous no_witnesses is for tests only)"
+    )]
+    NoWitnesses,
+    /// A quorum of 0 with witnesses configured, without the explicit opt-out.
+    #[error(
+        "witness quorum 0 accepts checkpoints no witness cosigned; give a quorum of at \
+         least 1 (dangerous no_witnesses is for tests only)"
+    )]
+    ZeroQuorum,
+    /// The simulated root was asked for in a build that does not contain it.
+    #[error(
+        "trust_simulated_root is set, but this build has no simulated TEE (it is built \
+         only with the dangerous-simulated-tee feature, for tests and devnets)"
+    )]
+    NoSimulatedTee,
+    /// The measurement text is not hex of a SEV-SNP (48 bytes) or TDX (240 bytes) length.
+    #[error("measurement {text:?}: {why}")]
+    Measurement {
+        /// The text given.
+        text: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+fn parse_key<T>(
+    what: &'static str,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, KeyError>,
+) -> Result<T, TrustConfigError> {
+    parse(text.trim()).map_err(|source| TrustConfigError::Key {
+        what,
+        text: text.to_owned(),
+        source,
+    })
+}
+
+impl TrustConfig {
+    /// The typed settings, with the pinned AMD and Intel roots and no CRL; see the module
+    /// docs for the rules.
+    pub fn settings(&self) -> Result<TrustSettings, TrustConfigError> {
+        let dangerous = &self.dangerous;
+        let witnesses = if self.witnesses.is_empty() {
+            if !dangerous.no_witnesses {
+                return Err(TrustConfigError::NoWitnesses);
+            }
+            match self.witness_quorum.unwrap_or(0) {
+                0 => WitnessPolicy::dangerous_no_witnesses(),
+                quorum => return Err(WitnessPolicyError::Unsatisfiable { quorum, known: 0 }.into()),
+            }
+        } else {
+            let keys = self
+                .witnesses
+                .iter()
+                .map(|k| parse_key("witness key", k, WitnessKey::parse))
+                .collect::<Result<Vec<_>, _>>()?;
+            let quorum = self.witness_quorum.unwrap_or(keys.len());
+            if quorum == 0 && !dangerous.no_witnesses {
+                return Err(TrustConfigError::ZeroQuorum);
+            }
+            WitnessPolicy::new(keys, quorum)?
+        };
+        Ok(TrustSettings {
+            log: LogKey::new(parse_key("log key", &self.log_key, NoteVerifierKey::parse)?),
+            witnesses,
+            operators: self
+                .operators
+                .iter()
+                .map(|k| parse_key("operator key", k, NoteVerifierKey::parse))
+                .collect::<Result<_, _>>()?,
+            snp: snp_trust(dangerous)?,
+            tdx: TdxTrust::intel(),
+            amd_crl: None,
+            revoked: self
+                .revoked
+                .iter()
+                .map(|m| parse_measurement_hex(m))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+#[cfg(feature = "dangerous-simulated-tee")]
+fn snp_trust(dangerous: &DangerousTrust) -> Result<SnpTrust, TrustConfigError> {
+    Ok(if dangerous.trust_simulated_root {
+        SnpTrust::amd().dangerous_trust_simulated_root()
+    } else {
+        SnpTrust::amd()
+    })
+}
+
+#[cfg(not(feature = "dangerous-simulated-tee"))]
+fn snp_trust(dangerous: &DangerousTrust) -> Result<SnpTrust, TrustConfigError> {
+    if dangerous.trust_simulated_root {
+        return Err(TrustConfigError::NoSimulatedTee);
+    }
+    Ok(SnpTrust::amd())
+}
+
+/// A measurement written as hex, with an optional `sev-snp:` or `tdx:` prefix; without
+/// one, the platform follows from the length (48 bytes SEV-SNP, 240 bytes TDX).
+pub fn parse_measurement_hex(text: &str) -> Result<Measurement, TrustConfigError> {
+    let err = |why: String| TrustConfigError::Measurement {
+        text: text.to_owned(),
+        why,
+    };
+    let (platform, digits) = match text.trim().split_once(':') {
+        Some(("sev-snp", d)) => (Some(Platform::SevSnp), d),
+        Some(("tdx", d)) => (Some(Platform::Tdx), d),
+        Some((p, _)) => return Err(err(format!("unknown platform {p:?} (sev-snp or tdx)"))),
+        None => (None, text.trim()),
+    };
+    let bytes = hex::decode(digits).map_err(|e| err(format!("not hex: {e}")))?;
+    let platform = match platform {
+        Some(p) => p,
+        None if bytes.len() == Platform::SevSnp.measurement_len() => Platform::SevSnp,
+        None if bytes.len() == Platform::Tdx.measurement_len() => Platform::Tdx,
+        None => {
+            return Err(err(format!(
+                "{} bytes; SEV-SNP measurements are 48, TDX 240",
+                bytes.len()
+            )))
+        }
+    };
+    Measurement::new(platform, &bytes).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cosignature::WitnessSigner;
+    use crate::note::NoteSigner;
+    use rand_core::OsRng;
+
+    fn config() -> (TrustConfig, String, String) {
+        let log = NoteSigner::generate(&mut OsRng, "log.example").unwrap();
+        let op = NoteSigner::generate(&mut OsRng, "operator.example").unwrap();
+        let w = WitnessSigner::generate(&mut OsRng, "witness.example").unwrap();
+        let (op, w) = (
+            op.verifier_key().as_str().to_owned(),
+            w.witness_key().as_str().to_owned(),
+        );
+        let c = TrustConfig {
+            log_key: log.verifier_key().as_str().to_owned(),
+            witnesses: vec![w.clone()],
+            operators: vec![op.clone()],
+            ..TrustConfig::default()
+        };
+        (c, op, w)
+    }
+
+    #[test]
+    fn settings_from_text() {
+        let (mut c, _, _) = config();
+        c.revoked = vec!["ab".repeat(48), format!("tdx:{}", "cd".repeat(240))];
+        let t = c.settings().unwrap();
+        assert_eq!(t.witnesses.quorum(), 1, "quorum defaults to every witness");
+        assert_eq!(t.operators.len(), 1);
+        assert_eq!(t.revoked[0].platform(), Platform::SevSnp);
+        assert_eq!(t.revoked[1].platform(), Platform::Tdx);
+        assert!(!t.snp.trusts_simulated_root());
+    }
+
+    #[test]
+    fn file_form_names_dangerous_settings_apart() {
+        let (c, _, _) = config();
+        let parsed: TrustConfig = serde_json::from_value(serde_json::json!({
+            "log_key": c.log_key, "witnesses": c.witnesses, "witness_quorum": 1,
+            "operators": c.operators,
+        }))
+        .unwrap();
+        assert!(parsed.dangerous.is_safe());
+        assert_eq!(parsed.settings().unwrap().witnesses.quorum(), 1);
+        // A dangerous setting at the top level is an unknown field, not silently accepted.
+        let flat = serde_json::from_value::<TrustConfig>(serde_json::json!({
+            "log_key": c.log_key, "no_witnesses": true,
+        }));
+        assert!(flat.is_err());
+        let nested: TrustConfig = serde_json::from_value(serde_json::json!({
+            "log_key": c.log_key, "dangerous": { "no_witnesses": true },
+        }))
+        .unwrap();
+        assert!(nested.dangerous.no_witnesses);
+        assert_eq!(nested.settings().unwrap().witnesses.quorum(), 0);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_setting_named() {
+        let (c, op, w) = config();
+        let with = |f: &dyn Fn(&mut TrustConfig)| {
+            let mut c = c.clone();
+            f(&mut c);
+            c.settings()
+        };
+        let e = with(&|c| c.log_key = "nonsense".into());
+        assert!(matches!(
+            e,
+            Err(TrustConfigError::Key {
+                what: "log key",
+                ..
+            })
+        ));
+        let e = with(&|c| c.witnesses = vec![op.clone()]);
+        assert!(
+            matches!(
+                e,
+                Err(TrustConfigError::Key {
+                    what: "witness key",
+                    ..
+                })
+            ),
+            "a note key is not a cosignature/v1 key: {e:?}"
+        );
+        let e = with(&|c| c.operators = vec![w.clone()]);
+        assert!(matches!(
+            e,
+            Err(TrustConfigError::Key {
+                what: "operator key",
+                ..
+            })
+        ));
+        let e = with(&|c| c.witness_quorum = Some(2));
+        assert!(matches!(e, Err(TrustConfigError::Witnesses(_))));
+        let e = with(&|c| c.witnesses = vec![w.clone(), w.clone()]);
+        assert!(matches!(e, Err(TrustConfigError::Witnesses(_))), "{e:?}");
+        // No witnesses, or quorum 0, only with the explicit opt-out, and then no quorum.
+        let e = with(&|c| c.witnesses.clear());
+        assert!(matches!(e, Err(TrustConfigError::NoWitnesses)));
+        let e = with(&|c| c.witness_quorum = Some(0));
+        assert!(matches!(e, Err(TrustConfigError::ZeroQuorum)));
+        let e = with(&|c| {
+            c.witnesses.clear();
+            c.witness_quorum = Some(1);
+            c.dangerous.no_witnesses = true;
+        });
+        assert!(matches!(e, Err(TrustConfigError::Witnesses(_))));
+        let t = with(&|c| {
+            c.witnesses.clear();
+            c.dangerous.no_witnesses = true;
+        })
+        .unwrap();
+        assert_eq!(t.witnesses.quorum(), 0);
+        for bad in ["zz", "ab", "sgx:00", "tdx:abab", &"ab".repeat(47)] {
+            let e = with(&|c| c.revoked = vec![bad.to_owned()]);
+            assert!(
+                matches!(e, Err(TrustConfigError::Measurement { .. })),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn simulated_root_only_in_builds_that_have_it() {
+        let (mut c, _, _) = config();
+        c.dangerous.trust_simulated_root = true;
+        let r = c.settings();
+        if cfg!(feature = "dangerous-simulated-tee") {
+            assert!(r.unwrap().snp.trusts_simulated_root());
+        } else {
+            assert!(matches!(r, Err(TrustConfigError::NoSimulatedTee)));
+        }
+    }
+}
