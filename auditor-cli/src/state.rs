@@ -6,9 +6,9 @@
 //! verified. What is read back is verified again, so a tampered file is refused, never
 //! trusted, and never overwritten silently.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use lucent_client::store::{read_limited, StoreError};
 use lucent_verifier::checkpoint::{verify_checkpoint, LogKey, SignedCheckpoint};
 use lucent_verifier::tiles::CompactRange;
 use serde::{Deserialize, Serialize};
@@ -153,44 +153,18 @@ impl StateDir {
 
 /// Reads a small file, `None` when it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, AuditError> {
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(AuditError::io(path, e)),
-        Ok(m) if m.len() > MAX_STATE_BYTES => {
-            return Err(AuditError::StateCorrupt {
-                path: path.to_owned(),
-                why: format!("{} bytes is too large", m.len()),
-            })
-        }
-        Ok(_) => {}
-    }
-    std::fs::read(path)
-        .map(Some)
-        .map_err(|e| AuditError::io(path, e))
+    read_limited(path, MAX_STATE_BYTES).map_err(|e| match e {
+        StoreError::Io { path, source } => AuditError::io(&path, source),
+        other => AuditError::StateCorrupt {
+            path: path.to_owned(),
+            why: other.to_string(),
+        },
+    })
 }
 
-/// Replaces `path` with `data` atomically and durably.
+/// Replaces `path` with `data` atomically and durably (`lucent_client::store::write_atomic`).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), AuditError> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| AuditError::Internal(format!("{} has no parent", path.display())))?;
-    std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        AuditError::io(path, e)
-    })
+    lucent_client::store::write_atomic(path, data).map_err(|e| AuditError::io(path, e))
 }
 
 #[cfg(test)]

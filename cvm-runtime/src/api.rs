@@ -1,4 +1,5 @@
-//! The HTTP API (the contract `lucent_client` is written to).
+//! The HTTP API, serving the contract in [`lucent_verifier::cvm_api`] that `lucent_client`
+//! reads.
 //!
 //! - `GET /v1/attestation[?nonce=<standard base64 of 16 to 64 bytes>]` → 200
 //!   `application/json`: the `lucent/bundle/v1` bundle, its evidence binding
@@ -34,10 +35,10 @@ use axum::Router;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use lucent_model::{LanguageModel, ModelError, StopReason, Task};
+use lucent_verifier::cvm_api::{self, Status, TaskAnswer, TaskRequest};
 use lucent_verifier::encapsulation::{
     open_request, EncapsulationError, MIN_REQUEST_BYTES, PUBLIC_KEY_LEN, REQUEST_HEADER_LEN,
 };
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::boot::attest;
@@ -49,28 +50,13 @@ pub const MIN_NONCE_BYTES: usize = 16;
 /// Longest nonce accepted on `/v1/attestation`.
 pub const MAX_NONCE_BYTES: usize = 64;
 
-/// The opened request.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TaskRequest {
-    text: String,
-    #[serde(default)]
-    max_tokens: Option<u32>,
-}
-
-impl Drop for TaskRequest {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.text);
-    }
-}
-
 /// The router.
 pub fn app(rt: Arc<Runtime>) -> Router {
     Router::new()
-        .route("/v1/attestation", get(attestation))
-        .route("/v1/summarize", post(summarize))
-        .route("/v1/suggest", post(suggest))
-        .route("/v1/status", get(status))
+        .route(cvm_api::ATTESTATION_PATH, get(attestation))
+        .route(cvm_api::Task::Summarize.path(), post(summarize))
+        .route(cvm_api::Task::Suggest.path(), post(suggest))
+        .route(cvm_api::STATUS_PATH, get(status))
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(access_log))
         .with_state(rt)
@@ -116,25 +102,29 @@ fn open_phase(rt: &Runtime) -> Result<Arc<crate::runtime::Open>, ApiError> {
 }
 
 async fn status(State(rt): State<Arc<Runtime>>) -> Response {
+    let key_id = rt.keypair.key_id();
+    let attester = rt.attester.name().to_owned();
     let body = match rt.phase() {
-        Phase::Open(o) => serde_json::json!({
-            "state": "open",
-            "code": "open",
-            "measurement": o.check.measurement,
-            "log_size": o.check.log_size(),
-            "release_index": o.check.verdict.release_index,
-            "key_id": rt.keypair.key_id(),
-            "attester": rt.attester.name(),
-        }),
-        Phase::Closed(c) => serde_json::json!({
-            "state": "closed",
-            "code": c.code,
-            "measurement": c.measurement,
-            "log_size": c.log_size,
-            "message": c.message(),
-            "key_id": rt.keypair.key_id(),
-            "attester": rt.attester.name(),
-        }),
+        Phase::Open(o) => Status {
+            state: "open".into(),
+            code: "open".into(),
+            measurement: Some(o.check.measurement.clone()),
+            log_size: Some(o.check.log_size()),
+            release_index: Some(o.check.verdict.release_index),
+            message: None,
+            key_id,
+            attester,
+        },
+        Phase::Closed(c) => Status {
+            state: "closed".into(),
+            code: c.code.into(),
+            measurement: c.measurement.clone(),
+            log_size: c.log_size,
+            release_index: None,
+            message: Some(c.message()),
+            key_id,
+            attester,
+        },
     };
     axum::Json(body).into_response()
 }
@@ -305,16 +295,15 @@ async fn handle(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     drop(permit);
-    let (output, tokens) = result?;
-    let answer = Zeroizing::new(
-        serde_json::to_vec(&serde_json::json!({
-            "output": output.as_str(),
-            "tokens": tokens,
-            "model_ms": t.elapsed().as_millis() as u64,
-        }))
-        .map_err(|e| ApiError::Internal(e.to_string()))?,
-    );
-    drop(output);
+    let (mut output, tokens) = result?;
+    // The answer takes the text; it wipes it when dropped, as `output` would have.
+    let answer = TaskAnswer {
+        output: std::mem::take(&mut *output),
+        tokens,
+        model_ms: Some(t.elapsed().as_millis() as u64),
+    };
+    let answer =
+        Zeroizing::new(serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))?);
     let sealed = sealer
         .seal_response(&answer, &mut rand_core::OsRng)
         .map_err(|e| ApiError::Internal(e.to_string()))?;

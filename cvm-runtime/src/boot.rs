@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-pub use lucent_client::LogClient;
+use lucent_client::LogClient;
 use lucent_verifier::binding::report_data;
 use lucent_verifier::bundle::{verify_bundle, Bundle, BundleError, BundleVerdict, LastSeen};
 use lucent_verifier::checkpoint::{verify_checkpoint, SignedCheckpoint};
@@ -17,14 +17,6 @@ use lucent_verifier::checkpoint::{verify_checkpoint, SignedCheckpoint};
 use crate::attester::{Attester, Evidence};
 use crate::config::RuntimeConfig;
 use crate::error::Closed;
-
-/// Reads at most `limit` bytes of a successful answer.
-pub(crate) async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let url = resp.url().to_string();
-    lucent_client::log::read_limited("answer", &url, resp, limit)
-        .await
-        .map_err(|e| e.to_string())
-}
 
 /// A verified self-check: the bundle (evidence without a nonce) and its verdict.
 #[derive(Debug, Clone)]

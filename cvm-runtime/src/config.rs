@@ -3,10 +3,6 @@
 //! ```toml
 //! listen = "0.0.0.0:8443"
 //! log_url = "https://log.example.com"
-//! log_key = "log.example.com+1234abcd+A..."       # checkpoint verifier key
-//! witnesses = ["witness.example.com+...+..."]     # cosignature/v1 keys
-//! witness_quorum = 1
-//! operators = ["operator.example.com+...+..."]    # release signers
 //! broker_url = "https://broker.example.com"
 //! weights_file = "/models/SmolLM2-135M-Instruct.Q4_1.gguf.lucentw"
 //! attester = "configfs-tsm"                       # or "sev-guest", or "simulated"
@@ -16,10 +12,16 @@
 //! request_timeout_ms = 60000
 //! max_input_tokens = 2048
 //! max_output_tokens = 256
-//! # Only for tests and local devnets: use the simulated SEV-SNP TEE; accept checkpoints
-//! # no witness cosigned (with witnesses = [] and witness_quorum = 0).
+//! # Only for tests and local devnets: use the simulated SEV-SNP TEE (and trust its root).
 //! dangerous_simulated_tee = false
-//! dangerous_no_witnesses = false
+//!
+//! [trust]                                         # lucent_verifier::trust::TrustConfig
+//! log_key = "log.example.com+1234abcd+A..."       # checkpoint verifier key
+//! witnesses = ["witness.example.com+...+..."]     # cosignature/v1 keys
+//! witness_quorum = 1                              # default: all of them
+//! operators = ["operator.example.com+...+..."]    # release signers
+//! # [trust.dangerous]                             # tests only
+//! # no_witnesses = true
 //! ```
 //!
 //! # The measured configuration
@@ -46,7 +48,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use lucent_verifier::bundle::BundlePolicy;
-use lucent_verifier::trust::{DangerousTrust, TrustConfig, TrustSettings};
+use lucent_verifier::trust::{TrustConfig, TrustSettings};
 use serde::Deserialize;
 
 /// Why a build without the `dangerous-simulated-tee` feature refuses `attester =
@@ -140,19 +142,6 @@ pub struct FileConfig {
     pub listen: SocketAddr,
     /// The log's base URL.
     pub log_url: String,
-    /// The log's checkpoint verifier key.
-    pub log_key: String,
-    /// Witness cosignature keys.
-    #[serde(default)]
-    pub witnesses: Vec<String>,
-    /// How many witnesses must cosign.
-    pub witness_quorum: usize,
-    /// Accept checkpoints no witness cosigned (needs `witnesses = []` and quorum 0). A log
-    /// could then show this CVM a history of its own: tests only.
-    #[serde(default)]
-    pub dangerous_no_witnesses: bool,
-    /// Operator keys allowed to sign releases.
-    pub operators: Vec<String>,
     /// The key broker's base URL.
     pub broker_url: String,
     /// The encrypted (`lucentw1`) weights file.
@@ -199,6 +188,8 @@ pub struct FileConfig {
     /// Fixed simulated measurement (hex, 48 bytes) instead of the configuration's digest.
     #[serde(default)]
     pub dangerous_simulated_measurement: Option<String>,
+    /// What the runtime trusts (the rules of [`lucent_verifier::trust`]).
+    pub trust: TrustConfig,
 }
 
 /// What the runtime runs with, parsed and checked.
@@ -242,18 +233,9 @@ impl RuntimeConfig {
             anyhow::bail!("max_body_bytes, replay_window and max_concurrent must be positive");
         }
         // The simulated TEE's evidence verifies only under its root.
-        let trust = TrustConfig {
-            log_key: file.log_key.clone(),
-            witnesses: file.witnesses.clone(),
-            witness_quorum: Some(file.witness_quorum),
-            operators: file.operators.clone(),
-            revoked: vec![],
-            dangerous: DangerousTrust {
-                no_witnesses: file.dangerous_no_witnesses,
-                trust_simulated_root: file.dangerous_simulated_tee,
-            },
-        }
-        .settings()?;
+        let mut trust = file.trust.clone();
+        trust.dangerous.trust_simulated_root |= file.dangerous_simulated_tee;
+        let trust = trust.settings()?;
         Ok(RuntimeConfig {
             trust,
             policy: BundlePolicy::default(),
@@ -312,12 +294,17 @@ mod tests {
     use rand_core::OsRng;
 
     fn text(witnesses: &str, quorum: usize, extra: &str) -> String {
+        text_with(witnesses, quorum, extra, "")
+    }
+
+    fn text_with(witnesses: &str, quorum: usize, extra: &str, dangerous: &str) -> String {
         let log = NoteSigner::generate(&mut OsRng, "log.example").unwrap();
         let op = NoteSigner::generate(&mut OsRng, "operator.example").unwrap();
         format!(
-            "listen = \"127.0.0.1:0\"\nlog_url = \"http://127.0.0.1:1\"\nlog_key = {:?}\n\
-             witnesses = [{witnesses}]\nwitness_quorum = {quorum}\noperators = [{:?}]\n\
-             broker_url = \"http://127.0.0.1:2\"\nweights_file = \"/nonexistent\"\n{extra}",
+            "listen = \"127.0.0.1:0\"\nlog_url = \"http://127.0.0.1:1\"\n\
+             broker_url = \"http://127.0.0.1:2\"\nweights_file = \"/nonexistent\"\n{extra}\
+             [trust]\nlog_key = {:?}\nwitnesses = [{witnesses}]\nwitness_quorum = {quorum}\n\
+             operators = [{:?}]\n{dangerous}",
             log.verifier_key().as_str(),
             op.verifier_key().as_str(),
         )
@@ -346,12 +333,15 @@ mod tests {
             ),
             "{e:#}"
         );
-        let dangerous = format!("{SEV_GUEST}dangerous_no_witnesses = true\n");
-        let c = RuntimeConfig::parse(text("", 0, &dangerous).as_bytes()).unwrap();
+        let dangerous = "[trust.dangerous]\nno_witnesses = true\n";
+        let c = RuntimeConfig::parse(text_with("", 0, SEV_GUEST, dangerous).as_bytes()).unwrap();
         assert_eq!(c.trust.witnesses.quorum(), 0);
         // A quorum the witness list cannot meet is an error, not a silent downgrade.
         assert!(RuntimeConfig::parse(text(&with, 2, SEV_GUEST).as_bytes()).is_err());
-        assert!(RuntimeConfig::parse(text("", 1, &dangerous).as_bytes()).is_err());
+        assert!(RuntimeConfig::parse(text_with("", 1, SEV_GUEST, dangerous).as_bytes()).is_err());
+        // The dangerous setting outside `[trust.dangerous]` is an unknown field.
+        let flat = format!("{SEV_GUEST}dangerous_no_witnesses = true\n");
+        assert!(RuntimeConfig::parse(text("", 0, &flat).as_bytes()).is_err());
     }
 
     #[cfg(feature = "dangerous-simulated-tee")]

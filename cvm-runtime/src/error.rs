@@ -135,7 +135,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let body = serde_json::json!({ "error": code, "message": self.to_string() });
+        let body = lucent_verifier::log_api::ErrorBody::new(code, self.to_string());
         (status, axum::Json(body)).into_response()
     }
 }

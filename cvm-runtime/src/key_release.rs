@@ -10,15 +10,17 @@ use std::time::Duration;
 use lucent_model::{LanguageModel, ModelLimits};
 use lucent_verifier::encapsulation::KeyPair;
 use lucent_verifier::key_release::{
-    open_sealed_key, weights, KeyRequestBody, KeyResponse, NonceResponse, Refusal, KEY_PATH,
+    open_sealed_key, weights, KeyRequestBody, KeyResponse, NonceResponse, KEY_PATH,
     MAX_ANSWER_BYTES, NONCE_PATH,
 };
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::attester::Attester;
-use crate::boot::{attest, read_limited, LogClient, SelfCheck};
+use crate::boot::{attest, SelfCheck};
 use crate::error::Closed;
+use lucent_client::log::{fetch, FetchError};
+use lucent_client::LogClient;
 
 /// Gets the weights key and loads the model.
 #[allow(clippy::too_many_arguments)]
@@ -41,20 +43,21 @@ pub async fn release_and_load(
         reason,
     };
     let broker = broker_url.trim_end_matches('/');
+    // A broker that cannot be reached may come back; one that refuses or answers nonsense
+    // will not, until something changes.
+    let broker_error = |e: FetchError| match e {
+        FetchError::Refused { code, message, .. } => closed(
+            "key_refused",
+            format!("the broker refused ({code}): {message}"),
+        ),
+        FetchError::Http { .. } => closed("broker_unreachable", e.to_string()),
+        other => closed("key_refused", other.to_string()),
+    };
     let exchange = async {
-        let resp = http
-            .post(format!("{broker}{NONCE_PATH}"))
-            .send()
+        let url = format!("{broker}{NONCE_PATH}");
+        let body = fetch("broker nonce", &url, http.post(&url), MAX_ANSWER_BYTES)
             .await
-            .map_err(|e| {
-                closed(
-                    "broker_unreachable",
-                    format!("POST {broker}{NONCE_PATH}: {e}"),
-                )
-            })?;
-        let body = read_limited(resp, MAX_ANSWER_BYTES)
-            .await
-            .map_err(|e| closed("broker_unreachable", format!("POST {NONCE_PATH}: {e}")))?;
+            .map_err(broker_error)?;
         let grant: NonceResponse = serde_json::from_slice(&body)
             .map_err(|e| closed("key_refused", format!("broker nonce answer: {e}")))?;
         let nonce = grant
@@ -82,37 +85,15 @@ pub async fn release_and_load(
         bundle.evidence = evidence.evidence;
         let body = KeyRequestBody::new(&nonce, &bundle, consistency.as_ref())
             .map_err(|e| closed("key_refused", e.to_string()))?;
-        let resp = http
-            .post(format!("{broker}{KEY_PATH}"))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| {
-                closed(
-                    "broker_unreachable",
-                    format!("POST {broker}{KEY_PATH}: {e}"),
-                )
-            })?;
-        let status = resp.status();
-        let mut resp = resp;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| closed("broker_unreachable", e.to_string()))?
-        {
-            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(closed("key_refused", "broker answer too large".into()));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        if !status.is_success() {
-            let reason = match serde_json::from_slice::<Refusal>(&bytes) {
-                Ok(r) => format!("the broker refused ({}): {}", r.error, r.message),
-                Err(_) => format!("the broker answered HTTP {status}"),
-            };
-            return Err(closed("key_refused", reason));
-        }
+        let url = format!("{broker}{KEY_PATH}");
+        let bytes = fetch(
+            "broker key",
+            &url,
+            http.post(&url).json(&body),
+            MAX_ANSWER_BYTES,
+        )
+        .await
+        .map_err(broker_error)?;
         let answer: KeyResponse = serde_json::from_slice(&bytes)
             .map_err(|e| closed("key_refused", format!("broker key answer: {e}")))?;
         let sealed = answer

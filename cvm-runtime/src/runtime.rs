@@ -11,10 +11,11 @@ use lucent_verifier::encapsulation::KeyPair;
 use rand_core::{OsRng, RngCore as _};
 
 use crate::attester::Attester;
-use crate::boot::{self_check, LogClient, SelfCheck};
+use crate::boot::{self_check, SelfCheck};
 use crate::config::RuntimeConfig;
 use crate::error::Closed;
 use crate::key_release::release_and_load;
+use lucent_client::LogClient;
 
 /// How long one round trip to the log or broker may take.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(30);

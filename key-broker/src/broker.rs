@@ -12,7 +12,7 @@ use lucent_verifier::trust::TrustSettings;
 
 use crate::error::BrokerError;
 use crate::nonce::{Nonce, NonceStore};
-use crate::state::{StateError, StateFile};
+use lucent_client::store::{AtomicFile, LastSeenStore as _, StoreError};
 
 /// A CVM's key request, decoded ([`lucent_verifier::key_release::KeyRequestBody::decode`]).
 pub use lucent_verifier::key_release::KeyRequest;
@@ -39,7 +39,7 @@ pub struct BrokerConfig {
     /// Nonce lifetime, seconds.
     pub nonce_ttl_secs: u64,
     /// Where the last seen checkpoint is kept.
-    pub state_file: StateFile,
+    pub state_file: AtomicFile,
     /// The model-weights key to release.
     pub weights_key: WeightsKey,
 }
@@ -78,7 +78,7 @@ pub struct KeyRelease {
 pub struct Broker {
     trust: TrustSettings,
     policy: BundlePolicy,
-    state_file: StateFile,
+    state_file: AtomicFile,
     weights_key: WeightsKey,
     nonces: Mutex<NonceStore>,
     last_seen: Mutex<Option<SignedCheckpoint>>,
@@ -99,8 +99,8 @@ fn poisoned() -> BrokerError {
 
 impl Broker {
     /// A broker; loads and re-verifies the last seen checkpoint.
-    pub fn new(config: BrokerConfig, clock: Clock) -> Result<Self, StateError> {
-        let last_seen = config.state_file.load(&config.trust.log)?;
+    pub fn new(config: BrokerConfig, clock: Clock) -> Result<Self, StoreError> {
+        let last_seen = config.state_file.load_verified(&config.trust.log)?;
         Ok(Broker {
             trust: config.trust,
             policy: config.policy,

@@ -46,8 +46,8 @@ async fn serve() -> anyhow::Result<()> {
     let args = Args::parse();
     let file = FileConfig::read(&args.config)?;
     #[cfg(feature = "dangerous-simulated-tee")]
-    if file.dangerous_trust_simulated_root {
-        tracing::warn!("dangerous_trust_simulated_root is set: simulated evidence is accepted");
+    if file.trust.dangerous.trust_simulated_root {
+        tracing::warn!("trust_simulated_root is set: simulated evidence is accepted");
     }
     let broker = Arc::new(Broker::new(file.broker_config()?, system_clock())?);
     let listener = tokio::net::TcpListener::bind(&file.listen)

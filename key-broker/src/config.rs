@@ -5,36 +5,33 @@
 //! state_file = "/var/lib/lucent/broker-last-seen.note"
 //! weights_key_file = "/etc/lucent/weights.key"   # 32 raw bytes, or 64 hex digits
 //! nonce_ttl_secs = 60
-//! log_key = "log.example.com+1234abcd+A..."       # note verifier key
-//! witnesses = ["witness.example.com+...+..."]     # cosignature/v1 keys
-//! witness_quorum = 1
-//! operators = ["operator.example.com+...+..."]    # release signers
+//!
+//! [trust]                                          # lucent_verifier::trust::TrustConfig
+//! log_key = "log.example.com+1234abcd+A..."        # note verifier key
+//! witnesses = ["witness.example.com+...+..."]      # cosignature/v1 keys
+//! witness_quorum = 1                               # default: all of them
+//! operators = ["operator.example.com+...+..."]     # release signers
 //! revoked = ["sev-snp:<hex measurement>"]
-//! # Only for tests and local devnets: trust the simulated TEE's public test root; accept
-//! # checkpoints no witness cosigned (with witnesses = [] and witness_quorum = 0).
-//! dangerous_trust_simulated_root = false
-//! dangerous_no_witnesses = false
+//!
+//! # Only for tests and local devnets: accept checkpoints no witness cosigned; trust the
+//! # simulated TEE's public test root (only in builds with `dangerous-simulated-tee`).
+//! [trust.dangerous]
+//! no_witnesses = false
+//! trust_simulated_root = false
 //! ```
 //!
-//! `dangerous_trust_simulated_root = true` loads only in a build with the
-//! `dangerous-simulated-tee` feature; any other build refuses the file
-//! ([`NO_SIMULATED_TEE`]).
+//! The `[trust]` table follows the rules of [`lucent_verifier::trust`], the same for every
+//! party; a build without the simulated TEE refuses `trust_simulated_root = true`.
 
 use std::path::{Path, PathBuf};
 
+use lucent_client::AtomicFile;
 use lucent_verifier::bundle::BundlePolicy;
 use lucent_verifier::key_release::weights::WeightsKey;
-use lucent_verifier::trust::{DangerousTrust, TrustConfig};
+use lucent_verifier::trust::TrustConfig;
 use serde::Deserialize;
 
 use crate::broker::BrokerConfig;
-use crate::state::StateFile;
-
-/// Why a build without the `dangerous-simulated-tee` feature refuses
-/// `dangerous_trust_simulated_root = true`.
-pub const NO_SIMULATED_TEE: &str = "dangerous_trust_simulated_root is set, but this build of \
-     lucent-key-broker has no simulated TEE (it exists only with the dangerous-simulated-tee \
-     feature, for tests and devnets)";
 
 /// The file's fields.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,26 +46,8 @@ pub struct FileConfig {
     /// Nonce lifetime, seconds.
     #[serde(default = "default_ttl")]
     pub nonce_ttl_secs: u64,
-    /// Log verifier key.
-    pub log_key: String,
-    /// Witness keys.
-    #[serde(default)]
-    pub witnesses: Vec<String>,
-    /// Witness quorum.
-    pub witness_quorum: usize,
-    /// Accept checkpoints no witness cosigned (needs `witnesses = []` and quorum 0). A log
-    /// could then show the broker a history of its own: tests only.
-    #[serde(default)]
-    pub dangerous_no_witnesses: bool,
-    /// Operator keys.
-    pub operators: Vec<String>,
-    /// Revoked measurements, hex (`sev-snp:` or `tdx:` prefix optional).
-    #[serde(default)]
-    pub revoked: Vec<String>,
-    /// Trust the simulated TEE root. Never in production; refused by builds without the
-    /// `dangerous-simulated-tee` feature.
-    #[serde(default)]
-    pub dangerous_trust_simulated_root: bool,
+    /// What the broker trusts.
+    pub trust: TrustConfig,
 }
 
 fn default_ttl() -> u64 {
@@ -82,34 +61,15 @@ impl FileConfig {
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         let file: Self = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
-        file.check()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        file.trust
+            .settings()
+            .map_err(|e| anyhow::anyhow!("{}: [trust]: {e}", path.display()))?;
         Ok(file)
-    }
-
-    /// Refuses settings this build cannot honour.
-    pub fn check(&self) -> anyhow::Result<()> {
-        if self.dangerous_trust_simulated_root && !cfg!(feature = "dangerous-simulated-tee") {
-            anyhow::bail!(NO_SIMULATED_TEE);
-        }
-        Ok(())
     }
 
     /// The broker configuration (reads the key file).
     pub fn broker_config(&self) -> anyhow::Result<BrokerConfig> {
-        self.check()?;
-        let trust = TrustConfig {
-            log_key: self.log_key.clone(),
-            witnesses: self.witnesses.clone(),
-            witness_quorum: Some(self.witness_quorum),
-            operators: self.operators.clone(),
-            revoked: self.revoked.clone(),
-            dangerous: DangerousTrust {
-                no_witnesses: self.dangerous_no_witnesses,
-                trust_simulated_root: self.dangerous_trust_simulated_root,
-            },
-        }
-        .settings()?;
+        let trust = self.trust.settings()?;
         let raw =
             zeroize::Zeroizing::new(std::fs::read(&self.weights_key_file).map_err(|e| {
                 anyhow::anyhow!("reading {}: {e}", self.weights_key_file.display())
@@ -129,7 +89,7 @@ impl FileConfig {
             trust,
             policy: BundlePolicy::default(),
             nonce_ttl_secs: self.nonce_ttl_secs,
-            state_file: StateFile::new(&self.state_file),
+            state_file: AtomicFile::new(&self.state_file),
             weights_key,
         })
     }
@@ -145,8 +105,8 @@ mod tests {
             .unwrap();
         let text = format!(
             "listen = \"127.0.0.1:0\"\nstate_file = \"/nonexistent/state\"\n\
-             weights_key_file = \"/nonexistent/key\"\nlog_key = {:?}\nwitnesses = []\n\
-             witness_quorum = 0\ndangerous_no_witnesses = true\noperators = []\n{extra}",
+             weights_key_file = \"/nonexistent/key\"\n[trust]\nlog_key = {:?}\n\
+             [trust.dangerous]\nno_witnesses = true\n{extra}",
             log.verifier_key().as_str()
         );
         let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -159,14 +119,19 @@ mod tests {
         assert!(
             !FileConfig::read(file("").path())
                 .unwrap()
-                .dangerous_trust_simulated_root
+                .trust
+                .dangerous
+                .trust_simulated_root
         );
-        let r = FileConfig::read(file("dangerous_trust_simulated_root = true\n").path());
+        let r = FileConfig::read(file("trust_simulated_root = true\n").path());
         if cfg!(feature = "dangerous-simulated-tee") {
-            assert!(r.unwrap().dangerous_trust_simulated_root);
+            assert!(r.unwrap().trust.dangerous.trust_simulated_root);
         } else {
             let e = r.unwrap_err().to_string();
             assert!(e.contains("has no simulated TEE"), "{e}");
         }
+        // A dangerous setting outside `[trust.dangerous]` is an unknown field.
+        let e = FileConfig::read(file("[extra]\ndangerous_no_witnesses = true\n").path());
+        assert!(e.is_err());
     }
 }

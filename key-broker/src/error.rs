@@ -7,10 +7,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lucent_verifier::bundle::BundleError;
 use lucent_verifier::encapsulation::EncapsulationError;
-use lucent_verifier::key_release::{KeyReleaseError, Refusal};
+use lucent_verifier::key_release::KeyReleaseError;
+use lucent_verifier::log_api::ErrorBody;
 
 use crate::nonce::NonceError;
-use crate::state::StateError;
+use lucent_client::StoreError;
 
 /// Why a broker request failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +42,7 @@ pub enum BrokerError {
     Seal(EncapsulationError),
     /// The last seen checkpoint could not be stored.
     #[error("{0}")]
-    State(#[from] StateError),
+    State(#[from] StoreError),
     /// Anything else that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
@@ -97,10 +98,7 @@ impl IntoResponse for BrokerError {
         } else {
             tracing::info!(code, error = %self, "key request refused");
         }
-        let body = Refusal {
-            error: code.to_string(),
-            message: self.to_string(),
-        };
+        let body = ErrorBody::new(code, self.to_string());
         (status, Json(body)).into_response()
     }
 }

@@ -10,7 +10,7 @@
 //!   broker's last seen checkpoint, inclusion of the release, operator signature, expiry and
 //!   revocation, evidence chain and policy, measurement, key and nonce binding) ([`broker`]);
 //! - keeps its last seen checkpoint in one file, replaced only after a successful
-//!   verification ([`state`]);
+//!   verification (`lucent_client::AtomicFile`: write, fsync, rename, fsync the directory);
 //! - seals the weights key to the CVM's attested HPKE key config with RFC 9458 framing
 //!   under labels of its own; only the CVM holding the private key can open it. The messages,
 //!   the sealing and the weights-at-rest format are the contract in
@@ -24,7 +24,7 @@
 //! `{"error": code, "message": text}` from one `IntoResponse` ([`error::BrokerError`]).
 //!
 //! Simulated evidence is accepted only by a build with the `dangerous-simulated-tee` feature
-//! and `dangerous_trust_simulated_root = true` ([`config`]); other builds refuse that setting.
+//! and `[trust.dangerous] trust_simulated_root = true` ([`config`]); other builds refuse it.
 //!
 //! The weights the broker's key unlocks, encrypted at rest:
 //!
@@ -46,7 +46,6 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod nonce;
-pub mod state;
 
 pub use api::{app, run};
 pub use broker::{Broker, BrokerConfig};

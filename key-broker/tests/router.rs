@@ -9,9 +9,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use lucent_client::AtomicFile;
 use lucent_key_broker::api::app;
 use lucent_key_broker::broker::{Broker, BrokerConfig};
-use lucent_key_broker::state::StateFile;
 use lucent_verifier::binding::report_data;
 use lucent_verifier::bundle::{Bundle, BundleEvidence, BundlePolicy};
 use lucent_verifier::checkpoint::{Checkpoint, LogKey};
@@ -19,7 +19,7 @@ use lucent_verifier::cosignature::{WitnessPolicy, WitnessSigner};
 use lucent_verifier::encapsulation::KeyPair;
 use lucent_verifier::key_release::weights::WeightsKey;
 use lucent_verifier::key_release::{
-    open_sealed_key, KeyRequestBody, KeyResponse, NonceResponse, Refusal, MAX_KEY_REQUEST_BYTES,
+    open_sealed_key, KeyRequestBody, KeyResponse, NonceResponse, MAX_KEY_REQUEST_BYTES,
 };
 use lucent_verifier::merkle::{MemoryTree, TreeSize};
 use lucent_verifier::note::{append_signatures, NoteSigner};
@@ -103,7 +103,7 @@ impl World {
             trust,
             policy: BundlePolicy::default(),
             nonce_ttl_secs: 60,
-            state_file: StateFile::new(&self.state_path),
+            state_file: AtomicFile::new(&self.state_path),
             weights_key: self.weights_key.clone(),
         };
         let clock = self.clock.clone();
@@ -189,7 +189,7 @@ fn key_body(nonce: &[u8], bundle: &Bundle) -> Vec<u8> {
 fn assert_error(got: (StatusCode, serde_json::Value), status: StatusCode, code: &str) {
     assert_eq!(got.1["error"], code, "{}", got.1);
     assert_eq!(got.0, status, "{}", got.1);
-    let refusal: Refusal = serde_json::from_value(got.1).unwrap();
+    let refusal: lucent_verifier::log_api::ErrorBody = serde_json::from_value(got.1).unwrap();
     assert!(!refusal.message.is_empty());
 }
 

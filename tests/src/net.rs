@@ -394,8 +394,8 @@ impl Devnet {
         let port = free_port()?;
         let broker_config = format!(
             "listen = \"127.0.0.1:{port}\"\nstate_file = {state:?}\nweights_key_file = {key:?}\n\
-             log_key = {log_key:?}\nwitnesses = {witnesses:?}\nwitness_quorum = {quorum}\n\
-             operators = [{operator:?}]\ndangerous_trust_simulated_root = true\n",
+             [trust]\nlog_key = {log_key:?}\nwitnesses = {witnesses:?}\nwitness_quorum = {quorum}\n\
+             operators = [{operator:?}]\n[trust.dangerous]\ntrust_simulated_root = true\n",
             state = bdir.join("last-seen.note").display().to_string(),
             key = key_path.display().to_string(),
             log_key = log_signer.verifier_key().as_str(),
@@ -470,21 +470,12 @@ impl Devnet {
     /// A runtime configuration file's text.
     pub fn runtime_config(&self, s: &RuntimeSettings) -> String {
         let mut text = format!(
-            "# {label}\nlisten = \"127.0.0.1:0\"\nlog_url = {log_url:?}\nlog_key = {log_key:?}\n\
-             witnesses = {witnesses:?}\nwitness_quorum = {quorum}\noperators = [{operator:?}]\n\
+            "# {label}\nlisten = \"127.0.0.1:0\"\nlog_url = {log_url:?}\n\
              broker_url = {broker:?}\nweights_file = {weights:?}\nattester = \"simulated\"\n\
              dangerous_simulated_tee = true\nrecheck_secs = {recheck}\nmax_body_bytes = {body}\n\
              max_output_tokens = {out}\nmax_input_tokens = 1024\nrequest_timeout_ms = 60000\n",
             label = s.label,
             log_url = self.log_url,
-            log_key = s.log_key.clone().unwrap_or_else(|| self.log_key()),
-            witnesses = self
-                .witness_keys()
-                .into_iter()
-                .chain(s.extra_witnesses.iter().cloned())
-                .collect::<Vec<_>>(),
-            quorum = s.quorum.unwrap_or(self.quorum),
-            operator = self.operator.verifier_key().as_str(),
             broker = self.broker_url,
             weights = s
                 .weights_file
@@ -499,6 +490,18 @@ impl Devnet {
         if let Some(id) = s.key_id {
             text.push_str(&format!("key_id = {id}\n"));
         }
+        text.push_str(&format!(
+            "[trust]\nlog_key = {log_key:?}\nwitnesses = {witnesses:?}\nwitness_quorum = {quorum}\n\
+             operators = [{operator:?}]\n",
+            log_key = s.log_key.clone().unwrap_or_else(|| self.log_key()),
+            witnesses = self
+                .witness_keys()
+                .into_iter()
+                .chain(s.extra_witnesses.iter().cloned())
+                .collect::<Vec<_>>(),
+            quorum = s.quorum.unwrap_or(self.quorum),
+            operator = self.operator.verifier_key().as_str(),
+        ));
         text
     }
 

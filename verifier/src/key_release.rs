@@ -13,7 +13,7 @@
 //!    "bundle": {lucent/bundle/v1},                                   "index"},
 //!    "consistency": {"old", "new",                       "checkpoint_size": u64}
 //!                    "hashes": [b64]} | null}
-//! errors                               -> Refusal       {"error": code, "message": text}
+//! errors                               -> log_api::ErrorBody {"error": code, "message": text}
 //! ```
 //!
 //! The CVM binds the nonce in its evidence's `report_data` ([`crate::binding`]); the broker
@@ -56,7 +56,7 @@ pub const NONCE_PATH: &str = "/v1/nonce";
 pub const KEY_PATH: &str = "/v1/key";
 /// Largest `POST /v1/key` body: a bundle and a consistency proof.
 pub const MAX_KEY_REQUEST_BYTES: usize = MAX_BUNDLE_BYTES + 64 * 1024;
-/// Largest broker answer a CVM reads (a [`NonceResponse`], [`KeyResponse`] or [`Refusal`]).
+/// Largest broker answer a CVM reads (a [`NonceResponse`], [`KeyResponse`] or [`crate::log_api::ErrorBody`]).
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Labels of the key-release encapsulation: RFC 9458 request framing (HPKE base mode,
@@ -271,15 +271,6 @@ impl KeyResponse {
     }
 }
 
-/// The broker's error answer: a stable machine-readable code and a message.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Refusal {
-    /// Stable code (`nonce_stale`, `measurement_mismatch`, ...).
-    pub error: String,
-    /// What went wrong, with the facts (never the request body).
-    pub message: String,
-}
-
 /// Seals the weights key to a CVM's attested key config, with the first AEAD the config
 /// lists that is implemented here, under [`KEY_RELEASE_LABELS`] (the broker side).
 pub fn seal_weights_key<R: CryptoRngCore + ?Sized>(
@@ -490,7 +481,7 @@ mod tests {
             bad.sealed_key_bytes().unwrap_err(),
             KeyReleaseError::SealedKeyEncoding
         );
-        let r: Refusal =
+        let r: crate::log_api::ErrorBody =
             serde_json::from_str(r#"{"error":"nonce_stale","message":"expired"}"#).unwrap();
         assert_eq!(r.error, "nonce_stale");
     }
