@@ -18,6 +18,7 @@ use crate::{EXIT_CANNOT_CHECK, EXIT_FAILED, EXIT_USAGE};
 
 /// Everything a command can fail with.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum AuditError {
     /// The log (or a file) could not be reached or read.
     #[error("could not fetch {url}: {why}")]

@@ -35,6 +35,7 @@ const MAX_TSM_BLOB: u64 = 1 << 20;
 
 /// Why evidence could not be produced.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttestError {
     /// The interface is not there (no such hardware, or not a confidential VM).
     #[error("{what} is not available at {path}: {reason} (is this a confidential VM with the guest driver loaded?)")]

@@ -48,7 +48,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use lucent_verifier::bundle::BundlePolicy;
-use lucent_verifier::trust::{TrustConfig, TrustSettings};
+use lucent_verifier::trust::{TrustConfig, TrustConfigError, TrustSettings};
 use serde::Deserialize;
 
 /// Why a build without the `dangerous-simulated-tee` feature refuses `attester =
@@ -192,6 +192,35 @@ pub struct FileConfig {
     pub trust: TrustConfig,
 }
 
+/// Why a configuration file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The file is not UTF-8.
+    #[error("the configuration is not UTF-8")]
+    NotUtf8,
+    /// The file is not valid TOML for these fields.
+    #[error("{0}")]
+    Parse(#[from] toml::de::Error),
+    /// The `[trust]` table cannot be used.
+    #[error("[trust]: {0}")]
+    Trust(#[from] TrustConfigError),
+    /// A setting is out of range or contradicts another.
+    #[error("{0}")]
+    Invalid(String),
+    /// A setting this build cannot honour (the simulated TEE without its feature).
+    #[error("{0}")]
+    NotInThisBuild(&'static str),
+}
+
 /// What the runtime runs with, parsed and checked.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -207,30 +236,37 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     /// Reads and checks the file.
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let raw =
-            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        Self::parse(&raw).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let raw = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&raw)
     }
 
     /// Parses and checks the bytes of a configuration file.
-    pub fn parse(raw: &[u8]) -> anyhow::Result<Self> {
-        let text = std::str::from_utf8(raw).map_err(|_| anyhow::anyhow!("not UTF-8"))?;
+    pub fn parse(raw: &[u8]) -> Result<Self, ConfigError> {
+        let text = std::str::from_utf8(raw).map_err(|_| ConfigError::NotUtf8)?;
         let file: FileConfig = toml::from_str(text)?;
         if file.dangerous_simulated_tee && !cfg!(feature = "dangerous-simulated-tee") {
-            anyhow::bail!(NO_SIMULATED_TEE);
+            return Err(ConfigError::NotInThisBuild(NO_SIMULATED_TEE));
         }
         #[cfg(feature = "dangerous-simulated-tee")]
         if file.attester == AttesterKind::Simulated && !file.dangerous_simulated_tee {
-            anyhow::bail!(
+            return Err(ConfigError::Invalid(
                 "attester = \"simulated\" needs dangerous_simulated_tee = true (tests and devnets only)"
-            );
+                    .into(),
+            ));
         }
         if file.dangerous_simulated_measurement.is_some() && !file.dangerous_simulated_tee {
-            anyhow::bail!("dangerous_simulated_measurement needs dangerous_simulated_tee = true");
+            return Err(ConfigError::Invalid(
+                "dangerous_simulated_measurement needs dangerous_simulated_tee = true".into(),
+            ));
         }
         if file.max_body_bytes == 0 || file.replay_window == 0 || file.max_concurrent == 0 {
-            anyhow::bail!("max_body_bytes, replay_window and max_concurrent must be positive");
+            return Err(ConfigError::Invalid(
+                "max_body_bytes, replay_window and max_concurrent must be positive".into(),
+            ));
         }
         // The simulated TEE's evidence verifies only under its root.
         let mut trust = file.trust.clone();
@@ -246,11 +282,15 @@ impl RuntimeConfig {
 
     /// The simulated measurement: the override, or [`simulated_measurement`] of the file.
     #[cfg(feature = "dangerous-simulated-tee")]
-    pub fn simulated_measurement(&self) -> anyhow::Result<[u8; 48]> {
+    pub fn simulated_measurement(&self) -> Result<[u8; 48], ConfigError> {
+        let invalid = || {
+            ConfigError::Invalid("dangerous_simulated_measurement is not 48 bytes of hex".into())
+        };
         match &self.file.dangerous_simulated_measurement {
-            Some(h) => hex::decode(h)?
+            Some(h) => hex::decode(h)
+                .map_err(|_| invalid())?
                 .try_into()
-                .map_err(|_| anyhow::anyhow!("dangerous_simulated_measurement is not 48 bytes")),
+                .map_err(|_| invalid()),
             None => Ok(simulated_measurement(&self.raw)),
         }
     }
@@ -290,7 +330,6 @@ mod tests {
     use super::*;
     use lucent_verifier::cosignature::WitnessSigner;
     use lucent_verifier::note::NoteSigner;
-    use lucent_verifier::trust::TrustConfigError;
     use rand_core::OsRng;
 
     fn text(witnesses: &str, quorum: usize, extra: &str) -> String {
@@ -327,10 +366,7 @@ mod tests {
 
         let e = RuntimeConfig::parse(text("", 0, SEV_GUEST).as_bytes()).unwrap_err();
         assert!(
-            matches!(
-                e.downcast_ref::<TrustConfigError>(),
-                Some(TrustConfigError::NoWitnesses)
-            ),
+            matches!(e, ConfigError::Trust(TrustConfigError::NoWitnesses)),
             "{e:#}"
         );
         let dangerous = "[trust.dangerous]\nno_witnesses = true\n";

@@ -38,6 +38,7 @@ impl Closed {
 
 /// An API error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// The runtime is closed.
     #[error("{}", .0.message())]

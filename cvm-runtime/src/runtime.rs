@@ -108,8 +108,9 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// A closed runtime with a fresh key pair.
-    pub fn new(config: RuntimeConfig, attester: Box<dyn Attester>) -> anyhow::Result<Self> {
+    /// A closed runtime with a fresh key pair; fails only when the HTTP client cannot be
+    /// built.
+    pub fn new(config: RuntimeConfig, attester: Box<dyn Attester>) -> Result<Self, reqwest::Error> {
         let key_id = config
             .file
             .key_id

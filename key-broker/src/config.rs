@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use lucent_client::AtomicFile;
 use lucent_verifier::bundle::BundlePolicy;
 use lucent_verifier::key_release::weights::WeightsKey;
-use lucent_verifier::trust::TrustConfig;
+use lucent_verifier::trust::{TrustConfig, TrustConfigError};
 use serde::Deserialize;
 
 use crate::broker::BrokerConfig;
@@ -54,36 +54,65 @@ fn default_ttl() -> u64 {
     60
 }
 
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML for these fields.
+    #[error("parsing {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        source: toml::de::Error,
+    },
+    /// The `[trust]` table cannot be used.
+    #[error("[trust]: {0}")]
+    Trust(#[from] TrustConfigError),
+    /// The weights key file holds neither 32 bytes nor 64 hex digits.
+    #[error("weights key file {0}: neither 32 bytes nor 64 hex digits")]
+    WeightsKey(PathBuf),
+}
+
 impl FileConfig {
-    /// Reads and parses the file.
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let file: Self = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
-        file.trust
-            .settings()
-            .map_err(|e| anyhow::anyhow!("{}: [trust]: {e}", path.display()))?;
+    /// Reads and parses the file, and checks its trust settings.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        file.trust.settings()?;
         Ok(file)
     }
 
     /// The broker configuration (reads the key file).
-    pub fn broker_config(&self) -> anyhow::Result<BrokerConfig> {
+    pub fn broker_config(&self) -> Result<BrokerConfig, ConfigError> {
         let trust = self.trust.settings()?;
+        let path = &self.weights_key_file;
         let raw =
-            zeroize::Zeroizing::new(std::fs::read(&self.weights_key_file).map_err(|e| {
-                anyhow::anyhow!("reading {}: {e}", self.weights_key_file.display())
+            zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
             })?);
+        let bad = || ConfigError::WeightsKey(path.clone());
         let weights_key = if raw.len() == 32 {
-            WeightsKey::from_bytes(&raw)?
+            WeightsKey::from_bytes(&raw).map_err(|_| bad())?
         } else {
-            let text = std::str::from_utf8(&raw).map_err(|_| {
-                anyhow::anyhow!("weights key file: neither 32 bytes nor 64 hex digits")
-            })?;
-            let bytes = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| {
-                anyhow::anyhow!("weights key file: neither 32 bytes nor 64 hex digits")
-            })?);
-            WeightsKey::from_bytes(&bytes)?
+            let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
+            let bytes = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| bad())?);
+            WeightsKey::from_bytes(&bytes).map_err(|_| bad())?
         };
         Ok(BrokerConfig {
             trust,

@@ -15,6 +15,7 @@ use lucent_client::StoreError;
 
 /// Why a broker request failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BrokerError {
     /// The body is over the limit.
     #[error("request body over {limit} bytes")]
@@ -82,6 +83,8 @@ impl BrokerError {
                 | B::Tdx(_) => (S::FORBIDDEN, "evidence_rejected"),
                 B::MeasurementMismatch { .. } => (S::FORBIDDEN, "measurement_mismatch"),
                 B::KeyNotBound(_) => (S::FORBIDDEN, "key_not_bound"),
+                // A reason added later is still a refusal, never a grant.
+                _ => (S::FORBIDDEN, "bundle_rejected"),
             },
             BrokerError::BadKeyConfig(_) => (S::BAD_REQUEST, "bad_key_config"),
             BrokerError::Seal(_) | BrokerError::State(_) => (S::INTERNAL_SERVER_ERROR, "internal"),

@@ -20,6 +20,7 @@ pub type Nonce = [u8; NONCE_LEN];
 
 /// Why a nonce was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NonceError {
     /// Never issued by this broker (or forgotten after expiry).
     #[error("nonce was not issued by this broker or has been forgotten")]

@@ -119,6 +119,7 @@ pub struct ServeArgs {
 
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The config file could not be read.
     #[error("config file {path}: {source}")]

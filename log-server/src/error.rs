@@ -14,6 +14,7 @@ use crate::tree::ProveError;
 
 /// A request failure. Each variant has one status and one stable code.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// The body is larger than a statement may be.
     #[error("statement is {got} bytes, the limit is {limit}")]

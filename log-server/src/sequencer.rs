@@ -30,6 +30,7 @@ pub struct Placed {
 
 /// Why the sequencer could not place a submission (nothing was written for it).
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum SequenceError {
     /// The batch could not be committed.
     #[error("batch not committed: {0}")]

@@ -22,6 +22,7 @@ use crate::witness::{Mirror, Publisher, WitnessConfig, WitnessSpecError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// Storage failed.
     #[error(transparent)]

@@ -23,6 +23,7 @@ const INSERT_CHUNK: usize = 1000;
 
 /// Why a storage operation failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The database said no (connection, constraint, I/O).
     #[error("database: {0}")]

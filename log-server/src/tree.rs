@@ -55,6 +55,7 @@ impl HashReader for MapReader {
 
 /// Why a proof could not be made.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ProveError {
     /// The parameters name something outside the tree.
     #[error("{0}")]

@@ -29,6 +29,7 @@ pub struct WitnessConfig {
 
 /// Why a witness spec could not be parsed.
 #[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WitnessSpecError {
     /// Not `url=…,key=…`.
     #[error("witness spec {0:?} is not url=<url>,key=<verifier key>")]

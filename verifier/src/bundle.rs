@@ -89,6 +89,7 @@ pub enum BundleStep {
 
 /// Why a bundle was rejected: the failed step and its facts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BundleError {
     /// The bytes are not a `lucent/bundle/v1` object.
     #[error("bundle decoding: {reason}")]

@@ -22,6 +22,7 @@ use crate::note::{self, NoteError, NoteSignature, NoteSigner, NoteVerifierKey};
 
 /// Why a checkpoint was refused.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// The signed note around it is bad (layout, size, or the log's signature).
     #[error("checkpoint note: {0}")]

@@ -216,6 +216,7 @@ impl WitnessSigner {
 
 /// Why a witness policy was not met or could not be built.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum WitnessPolicyError {
     /// Fewer valid cosignatures than the quorum.
     #[error("{got} of the required {quorum} witness cosignatures (from {known} known witnesses)")]

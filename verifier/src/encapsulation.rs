@@ -144,6 +144,7 @@ impl std::fmt::Display for Message {
 
 /// Why an encapsulation step failed. Variants carry lengths and ids, never message content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncapsulationError {
     /// Shorter than its fixed parts.
     #[error("{message} truncated: {got} bytes, need at least {need}")]

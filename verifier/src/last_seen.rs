@@ -77,6 +77,7 @@ impl fmt::Display for SplitView {
 
 /// Why a new checkpoint was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum LastSeenError {
     /// The log contradicted itself: keep the evidence.
     #[error("{0}")]

@@ -112,6 +112,7 @@ impl fmt::Display for TreeSize {
 
 /// Why a proof was rejected.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum ProofError {
     /// A hash was not 32 bytes.
     #[error("hash is {got} bytes, want 32")]

@@ -23,6 +23,7 @@ pub const ALG_COSIGNATURE_V1: u8 = 0x04;
 
 /// Why a verifier key string was refused.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum KeyError {
     /// Not of the form `name+hexid+base64`.
     #[error("verifier key is not of the form name+keyid+base64key")]
@@ -53,6 +54,7 @@ pub enum KeyError {
 
 /// Why a note was refused.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum NoteError {
     /// Larger than [`MAX_NOTE_BYTES`].
     #[error("note is {got} bytes, the limit is {limit}")]

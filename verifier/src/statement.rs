@@ -45,6 +45,7 @@ pub const REVOKE_V1: &str = "lucent/revoke/v1";
 
 /// Why a statement was refused.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum StatementError {
     /// Larger than [`MAX_STATEMENT_BYTES`].
     #[error("statement is {got} bytes, the limit is {limit}")]

@@ -30,6 +30,7 @@ pub const MAX_TLOG_PROOF_BYTES: usize = MAX_NOTE_BYTES + 16 * 1024;
 
 /// Why a `tlog-proof` was refused.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum TlogProofError {
     /// Larger than [`MAX_TLOG_PROOF_BYTES`].
     #[error("tlog-proof is {got} bytes, the limit is {limit}")]

@@ -38,6 +38,7 @@ pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
 
 /// Why a `tlog-witness` message was refused.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum WitnessProtocolError {
     /// The body is larger than the limit for its kind.
     #[error("body is {got} bytes, the limit is {limit}")]

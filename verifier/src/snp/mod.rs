@@ -45,6 +45,7 @@ pub use report::{
 
 /// Why SEV-SNP evidence was rejected. Each variant names the step and the facts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SnpError {
     /// The report is not exactly 1184 bytes.
     #[error("report is {got} bytes, want {}", REPORT_LEN)]

@@ -26,6 +26,7 @@ const TEE_TYPE_TDX: u32 = 0x81;
 
 /// Why a TDX quote was rejected. Each variant names the step and the facts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TdxError {
     /// The quote could not be parsed.
     #[error("TDX quote unparsable: {reason}")]
