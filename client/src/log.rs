@@ -162,6 +162,14 @@ impl LogClient {
         format!("{}{path}", self.base)
     }
 
+    fn malformed(&self, what: &'static str, path: &str, e: impl std::fmt::Display) -> FetchError {
+        FetchError::Malformed {
+            what,
+            url: self.url(path),
+            reason: e.to_string(),
+        }
+    }
+
     async fn get(&self, what: &'static str, path: &str) -> Result<Vec<u8>, FetchError> {
         let url = self.url(path);
         fetch(what, &url, self.http.get(&url), MAX_LOG_ANSWER_BYTES).await
@@ -190,18 +198,9 @@ impl LogClient {
         let what = "consistency proof";
         let path = format!("/v1/proof/consistency?old={old}&new={new}");
         let answer: ConsistencyAnswer = self.get_json(what, &path).await?;
-        let malformed = |reason: String| FetchError::Malformed {
-            what,
-            url: self.url(&path),
-            reason,
-        };
-        if (answer.old, answer.new) != (old, new) {
-            return Err(malformed(format!(
-                "proves {} to {} when asked for {old} to {new}",
-                answer.old, answer.new
-            )));
-        }
-        answer.proof().map_err(|e| malformed(e.to_string()))
+        answer
+            .proof_of(old, new)
+            .map_err(|e| self.malformed(what, &path, e))
     }
 
     /// An inclusion proof of `index` in the tree of `size` (checked for shape, not verified).
@@ -209,18 +208,9 @@ impl LogClient {
         let what = "inclusion proof";
         let path = format!("/v1/proof/inclusion?index={index}&size={size}");
         let answer: InclusionAnswer = self.get_json(what, &path).await?;
-        let malformed = |reason: String| FetchError::Malformed {
-            what,
-            url: self.url(&path),
-            reason,
-        };
-        if (answer.index, answer.tree_size) != (index, size) {
-            return Err(malformed(format!(
-                "proves index {} in size {} when asked for {index} in {size}",
-                answer.index, answer.tree_size
-            )));
-        }
-        answer.proof().map_err(|e| malformed(e.to_string()))
+        answer
+            .proof_of(index, size)
+            .map_err(|e| self.malformed(what, &path, e))
     }
 
     /// The releases and revocations logged for `measurement` (unverified entries).

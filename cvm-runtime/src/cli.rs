@@ -21,21 +21,13 @@ struct Args {
 }
 
 /// Runs the command with the process's arguments; the exit code says whether it succeeded.
-pub fn main() -> std::process::ExitCode {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("lucent-cvm-runtime: starting the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+#[tokio::main]
+pub async fn main() -> std::process::ExitCode {
+    let Err(e) = serve().await else {
+        return std::process::ExitCode::SUCCESS;
     };
-    match rt.block_on(serve()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lucent-cvm-runtime: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    eprintln!("lucent-cvm-runtime: {e:#}");
+    std::process::ExitCode::FAILURE
 }
 
 async fn serve() -> anyhow::Result<()> {

@@ -8,7 +8,7 @@
 //! byte-level BPE from the GGUF vocabulary, [`chat`] the ChatML template, [`llama`] the decoder
 //! with its key/value cache and [`sampling`] greedy or seeded temperature/top-p decoding.
 //!
-//! A request is a [`Task`] and the user's text. [`Task::messages`] is the one place they become
+//! A request is a [`Task`] and the user's text. [`task::messages`] is the one place they become
 //! a prompt (the task's instructions as the system turn, the text as the user's), and
 //! [`LanguageModel::answer`] runs it: template, tokenizer, prefill, generation, decoding, under
 //! the [`ModelLimits`] the model was loaded with. Oversized input is refused with
@@ -433,7 +433,7 @@ impl LanguageModel {
         Ok(ids)
     }
 
-    /// Does `task` on the user's `text`: the prompt from [`Task::messages`], at most
+    /// Does `task` on the user's `text`: the prompt from [`task::messages`], at most
     /// `max_new_tokens` generated (and never more than [`ModelLimits::max_output_tokens`]),
     /// decoded. `on_token` sees each generated token as it is produced and may stop the run
     /// (the answer then says [`StopReason::Callback`]), for example at a deadline.
@@ -451,7 +451,7 @@ impl LanguageModel {
         if text.trim().is_empty() {
             return Err(ModelError::EmptyInput("text"));
         }
-        let ids = self.encode_chat(&task.messages(text))?;
+        let ids = self.encode_chat(&task::messages(task, text))?;
         let generation = self.generate(&ids, max_new_tokens, self.sampling, on_token)?;
         Ok(Answer {
             text: self.tokenizer.decode(&generation.tokens)?,

@@ -399,7 +399,9 @@ fn features_run_end_to_end_on_the_tiny_model() {
             .unwrap();
         assert!(a.tokens <= 6, "{a:?}");
         assert!(a.stop == StopReason::MaxTokens || a.tokens < 6, "{a:?}");
-        let prompt = lm.encode_chat(&task.messages("Alice: lunch?")).unwrap();
+        let prompt = lm
+            .encode_chat(&lucent_model::task::messages(task, "Alice: lunch?"))
+            .unwrap();
         let g = lm
             .generate(&prompt, 3, SamplingParams::GREEDY, &mut go_on)
             .unwrap();

@@ -10,7 +10,7 @@
 //! | any failure | — | [`crate::log_api::ErrorBody`] |
 
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// The attestation route.
 pub const ATTESTATION_PATH: &str = "/v1/attestation";
@@ -18,8 +18,9 @@ pub const ATTESTATION_PATH: &str = "/v1/attestation";
 pub const STATUS_PATH: &str = "/v1/status";
 
 /// The tasks a CVM offers, each on its own route.
+///
+/// Not `non_exhaustive`: a new task must be handled (routed, prompted) everywhere.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Task {
     /// Summarise a conversation: `POST /v1/summarize`.
     Summarize,
@@ -41,7 +42,7 @@ impl Task {
 }
 
 /// The plaintext of a sealed request. The text is wiped from memory when dropped.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(deny_unknown_fields)]
 pub struct TaskRequest {
     /// The user's text (a conversation to summarise, a draft to improve).
@@ -51,14 +52,8 @@ pub struct TaskRequest {
     pub max_tokens: Option<u32>,
 }
 
-impl Drop for TaskRequest {
-    fn drop(&mut self) {
-        self.text.zeroize();
-    }
-}
-
 /// The plaintext of a sealed answer. The output is wiped from memory when dropped.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct TaskAnswer {
     /// The model's text.
     pub output: String,
@@ -67,12 +62,6 @@ pub struct TaskAnswer {
     /// The CVM's own account of the model's time, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_ms: Option<u64>,
-}
-
-impl Drop for TaskAnswer {
-    fn drop(&mut self) {
-        self.output.zeroize();
-    }
 }
 
 /// Whether the CVM serves (`open`) or refuses everything (`closed`), and why.

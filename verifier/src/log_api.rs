@@ -151,10 +151,41 @@ pub struct InclusionAnswer {
     pub checkpoint: Option<String>,
 }
 
+/// An answer that does not prove what was asked, or whose proof is malformed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The answer proves something else than what was asked.
+    #[error("the log proved {got:?} when asked for {asked:?}")]
+    Mismatch {
+        /// What was asked: (index, size) or (old, new).
+        asked: (u64, u64),
+        /// What the answer proves.
+        got: (u64, u64),
+    },
+    /// The proof is malformed.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+}
+
+fn same(asked: (u64, u64), got: (u64, u64)) -> Result<(), AnswerError> {
+    if asked == got {
+        Ok(())
+    } else {
+        Err(AnswerError::Mismatch { asked, got })
+    }
+}
+
 impl InclusionAnswer {
     /// The proof, checked for shape (verify it against a trusted root yourself).
     pub fn proof(&self) -> Result<InclusionProof, ProofError> {
         InclusionProof::from_raw(self.index, self.tree_size, &raw(&self.hashes))
+    }
+
+    /// The proof of `index` in the tree of `size`; an answer for anything else is refused.
+    pub fn proof_of(&self, index: u64, size: u64) -> Result<InclusionProof, AnswerError> {
+        same((index, size), (self.index, self.tree_size))?;
+        Ok(self.proof()?)
     }
 }
 
@@ -174,6 +205,12 @@ impl ConsistencyAnswer {
     /// The proof, checked for shape.
     pub fn proof(&self) -> Result<ConsistencyProof, ProofError> {
         ConsistencyProof::from_raw(self.old, self.new, &raw(&self.hashes))
+    }
+
+    /// The proof from `old` to `new`; an answer for other sizes is refused.
+    pub fn proof_of(&self, old: u64, new: u64) -> Result<ConsistencyProof, AnswerError> {
+        same((old, new), (self.old, self.new))?;
+        Ok(self.proof()?)
     }
 }
 
@@ -402,10 +439,22 @@ mod tests {
         let text = serde_json::to_string(&answer).unwrap();
         let back: InclusionAnswer = serde_json::from_str(&text).unwrap();
         assert_eq!(back, answer);
-        back.proof()
+        back.proof_of(1, 3)
             .unwrap()
             .verify(&LeafHash::of_entry(b"b"), &tree.root())
             .unwrap();
+        // An answer for another index or size than asked is refused, not verified.
+        assert!(matches!(
+            back.proof_of(2, 3),
+            Err(AnswerError::Mismatch {
+                asked: (2, 3),
+                got: (1, 3)
+            })
+        ));
+        assert!(matches!(
+            back.proof_of(1, 4),
+            Err(AnswerError::Mismatch { .. })
+        ));
 
         let e = Entry::new(7, b"statement".to_vec());
         let text = serde_json::to_string(&e).unwrap();
