@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use lucent_client::AtomicFile;
 use lucent_verifier::bundle::BundlePolicy;
 use lucent_verifier::key_release::weights::WeightsKey;
-use lucent_verifier::trust::{TrustConfig, TrustConfigError};
+use lucent_verifier::trust::{TrustConfig, TrustConfigError, TrustSettings};
 use serde::Deserialize;
 
 use crate::broker::BrokerConfig;
@@ -93,13 +93,23 @@ impl FileConfig {
             path: path.to_owned(),
             source,
         })?;
-        file.trust.settings()?;
+        file.trust_settings()?;
         Ok(file)
+    }
+
+    /// The `[trust]` settings. This crate's own `dangerous-simulated-tee` feature decides
+    /// whether the simulated root may be trusted, even where the verifier was built with
+    /// its feature for another crate in the same build.
+    fn trust_settings(&self) -> Result<TrustSettings, ConfigError> {
+        if self.trust.dangerous.trust_simulated_root && !cfg!(feature = "dangerous-simulated-tee") {
+            return Err(TrustConfigError::NoSimulatedTee.into());
+        }
+        Ok(self.trust.settings()?)
     }
 
     /// The broker configuration (reads the key file).
     pub fn broker_config(&self) -> Result<BrokerConfig, ConfigError> {
-        let trust = self.trust.settings()?;
+        let trust = self.trust_settings()?;
         let path = &self.weights_key_file;
         let raw =
             zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| ConfigError::Read {
