@@ -3,10 +3,8 @@
 //! read from the store. Tile paths, entry bundles and the compact range themselves live
 //! in [`lucent_verifier::tiles`], shared with every reader of the log.
 
-use std::collections::HashMap;
-
 use lucent_verifier::merkle::{ConsistencyProof, Hash, InclusionProof, TreeSize};
-use lucent_verifier::tiles::{encode_bundle, CompactRange, TILE_HEIGHT};
+use lucent_verifier::tiles::{encode_bundle, CompactRange, StoredHashes, TILE_HEIGHT};
 use thiserror::Error;
 use tlog_tiles::{split_stored_hash_index, HashReader};
 
@@ -34,22 +32,6 @@ impl HashReader for Recorder {
             v.extend_from_slice(indexes);
         }
         Ok(vec![tlog_tiles::Hash::default(); indexes.len()])
-    }
-}
-
-struct MapReader(HashMap<u64, tlog_tiles::Hash>);
-
-impl HashReader for MapReader {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
-        indexes
-            .iter()
-            .map(|i| {
-                self.0
-                    .get(i)
-                    .copied()
-                    .ok_or(tlog_tiles::Error::IndexesNotInTree)
-            })
-            .collect()
     }
 }
 
@@ -84,7 +66,7 @@ async fn with_stored_hashes<T>(
         .map(|&i| split_stored_hash_index(i))
         .collect();
     let hashes = store.read_nodes(nodes).await?;
-    let map = MapReader(
+    let map = StoredHashes(
         indexes
             .into_iter()
             .zip(hashes)

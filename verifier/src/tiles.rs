@@ -707,6 +707,25 @@ impl CompactRange {
     }
 }
 
+/// Stored hashes by their `tlog_tiles` stored-hash index, read back for `tlog_tiles`' proof
+/// and root code (the log server fills one from its database; tests from `tlog_tiles`).
+#[derive(Debug, Clone, Default)]
+pub struct StoredHashes(pub std::collections::HashMap<u64, tlog_tiles::Hash>);
+
+impl tlog_tiles::HashReader for StoredHashes {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
+        indexes
+            .iter()
+            .map(|i| {
+                self.0
+                    .get(i)
+                    .copied()
+                    .ok_or(tlog_tiles::Error::IndexesNotInTree)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -991,24 +1010,6 @@ mod tests {
         assert!(serde_json::from_str::<CompactRange>(&not_hex).is_err());
     }
 
-    /// The stored hashes as `tlog_tiles` computes them (what the log wrote before it used
-    /// a compact range), for `leaves` appended to a tree of `n` leaves.
-    struct Stored(HashMap<u64, tlog_tiles::Hash>);
-
-    impl tlog_tiles::HashReader for Stored {
-        fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
-            indexes
-                .iter()
-                .map(|i| {
-                    self.0
-                        .get(i)
-                        .copied()
-                        .ok_or(tlog_tiles::Error::IndexesNotInTree)
-                })
-                .collect()
-        }
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -1017,7 +1018,9 @@ mod tests {
             batches in proptest::collection::vec(0usize..300, 1..8),
         ) {
             let (mut r, mut t) = (CompactRange::new(), MemoryTree::new());
-            let mut stored = Stored(HashMap::new());
+            // The stored hashes as `tlog_tiles` computes them (what the log wrote before it used a
+            // compact range).
+            let mut stored = StoredHashes::default();
             let mut leaves_so_far = Vec::new();
             for batch in batches {
                 let leaves: Vec<LeafHash> = (0..batch)
