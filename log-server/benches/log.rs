@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lucent_log_server::config::{Config, ServeArgs};
+use lucent_log_server::sequencer::plan_batch;
 use lucent_log_server::server::Log;
 use lucent_log_server::store::{values_sql, Candidate, LogStore, Plan, SharedStore, SqlStore};
 use lucent_log_server::tree;
-use lucent_verifier::checkpoint::Checkpoint;
-use lucent_verifier::merkle::{LeafHash, TreeSize};
+use lucent_verifier::merkle::LeafHash;
 use lucent_verifier::note::NoteSigner;
 use lucent_verifier::statement::{self, KeyConfig, Statement};
 use lucent_verifier::tiles::{CompactRange, TilePath};
@@ -56,30 +56,9 @@ async fn sequencer_rate(store: &SqlStore, rows: &[Candidate]) -> f64 {
         let current = frontier.clone();
         let mut next = None;
         let mut planner = |size: u64, leaves: &[LeafHash]| -> Result<Plan, String> {
-            assert_eq!(size, current.size());
-            let mut f = current.clone();
-            let hashes = f
-                .append(leaves)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(Into::into)
-                .collect();
-            let root = f.root();
-            let note = Checkpoint {
-                origin: "bench.log".into(),
-                size: TreeSize(f.size()),
-                root,
-                extension: String::new(),
-            }
-            .sign(&signer)
-            .map_err(|e| e.to_string())?;
+            let (plan, f) = plan_batch(&current, size, leaves, &signer, true)?;
             next = Some(f);
-            Ok(Plan {
-                hashes,
-                root,
-                checkpoint_note: note,
-                publish_now: true,
-            })
+            Ok(plan)
         };
         store
             .integrate(current.size(), chunk, &mut planner)

@@ -342,41 +342,14 @@ impl Sequencer {
         candidates: &[Candidate],
     ) -> Result<Vec<Placed>, StoreError> {
         let mut next: Option<CompactRange> = None;
-        let origin = self.signer.name().to_owned();
         let signer = &self.signer;
         let publish_now = self.publish_now;
         let current = frontier.clone();
         let integrated = {
             let mut planner = |size: u64, leaves: &[LeafHash]| -> Result<Plan, String> {
-                if size != current.size() {
-                    return Err(format!(
-                        "frontier is at {}, the tree at {size}",
-                        current.size()
-                    ));
-                }
-                let mut f = current.clone();
-                let hashes = f
-                    .append(leaves)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .map(Into::into)
-                    .collect();
-                let root = f.root();
-                let checkpoint_note = Checkpoint {
-                    origin: origin.clone(),
-                    size: TreeSize(f.size()),
-                    root,
-                    extension: String::new(),
-                }
-                .sign(signer)
-                .map_err(|e| e.to_string())?;
+                let (plan, f) = plan_batch(&current, size, leaves, signer, publish_now)?;
                 next = Some(f);
-                Ok(Plan {
-                    hashes,
-                    root,
-                    checkpoint_note,
-                    publish_now,
-                })
+                Ok(plan)
             };
             self.store
                 .integrate(current.size(), candidates, &mut planner)
@@ -393,4 +366,47 @@ impl Sequencer {
             .map(|(index, duplicate)| Placed { index, duplicate })
             .collect())
     }
+}
+
+/// The plan for appending `leaves` to the tree whose right edge is `current` (of `size`
+/// leaves): every new stored hash, the new root and its signed checkpoint, with the new right
+/// edge. The one planner the sequencer commits with (and the benchmark measures).
+pub fn plan_batch(
+    current: &CompactRange,
+    size: u64,
+    leaves: &[LeafHash],
+    signer: &NoteSigner,
+    publish_now: bool,
+) -> Result<(Plan, CompactRange), String> {
+    if size != current.size() {
+        return Err(format!(
+            "frontier is at {}, the tree at {size}",
+            current.size()
+        ));
+    }
+    let mut next = current.clone();
+    let hashes = next
+        .append(leaves)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let root = next.root();
+    let checkpoint_note = Checkpoint {
+        origin: signer.name().to_owned(),
+        size: TreeSize(next.size()),
+        root,
+        extension: String::new(),
+    }
+    .sign(signer)
+    .map_err(|e| e.to_string())?;
+    Ok((
+        Plan {
+            hashes,
+            root,
+            checkpoint_note,
+            publish_now,
+        },
+        next,
+    ))
 }
