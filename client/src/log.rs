@@ -180,12 +180,25 @@ impl LogClient {
         what: &'static str,
         path: &str,
     ) -> Result<T, FetchError> {
+        self.get_checked(what, path, Ok::<T, serde_json::Error>)
+            .await
+    }
+
+    /// Fetches and parses the JSON answer at `path`, then applies `check` to it; a failure of
+    /// either is a malformed answer.
+    async fn get_checked<A, T, E>(
+        &self,
+        what: &'static str,
+        path: &str,
+        check: impl FnOnce(A) -> Result<T, E>,
+    ) -> Result<T, FetchError>
+    where
+        A: serde::de::DeserializeOwned,
+        E: std::fmt::Display,
+    {
         let body = self.get(what, path).await?;
-        serde_json::from_slice(&body).map_err(|e| FetchError::Malformed {
-            what,
-            url: self.url(path),
-            reason: e.to_string(),
-        })
+        let answer = serde_json::from_slice(&body).map_err(|e| self.malformed(what, path, e))?;
+        check(answer).map_err(|e| self.malformed(what, path, e))
     }
 
     /// The latest checkpoint note (unverified).
@@ -195,22 +208,20 @@ impl LogClient {
 
     /// A consistency proof from `old` to `new` (checked for shape, not verified).
     pub async fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, FetchError> {
-        let what = "consistency proof";
         let path = format!("/v1/proof/consistency?old={old}&new={new}");
-        let answer: ConsistencyAnswer = self.get_json(what, &path).await?;
-        answer
-            .proof_of(old, new)
-            .map_err(|e| self.malformed(what, &path, e))
+        self.get_checked("consistency proof", &path, |a: ConsistencyAnswer| {
+            a.proof_of(old, new)
+        })
+        .await
     }
 
     /// An inclusion proof of `index` in the tree of `size` (checked for shape, not verified).
     pub async fn inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, FetchError> {
-        let what = "inclusion proof";
         let path = format!("/v1/proof/inclusion?index={index}&size={size}");
-        let answer: InclusionAnswer = self.get_json(what, &path).await?;
-        answer
-            .proof_of(index, size)
-            .map_err(|e| self.malformed(what, &path, e))
+        self.get_checked("inclusion proof", &path, |a: InclusionAnswer| {
+            a.proof_of(index, size)
+        })
+        .await
     }
 
     /// The releases and revocations logged for `measurement` (unverified entries).

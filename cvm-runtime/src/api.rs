@@ -52,10 +52,14 @@ pub const MAX_NONCE_BYTES: usize = 64;
 
 /// The router.
 pub fn app(rt: Arc<Runtime>) -> Router {
-    Router::new()
-        .route(cvm_api::ATTESTATION_PATH, get(attestation))
-        .route(cvm_api::Task::Summarize.path(), post(summarize))
-        .route(cvm_api::Task::Suggest.path(), post(suggest))
+    let mut router = Router::new().route(cvm_api::ATTESTATION_PATH, get(attestation));
+    for task in Task::ALL {
+        let serve = move |State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Body| async move {
+            handle(rt, task, &headers, body).await
+        };
+        router = router.route(task.path(), post(serve));
+    }
+    router
         .route(cvm_api::STATUS_PATH, get(status))
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(access_log))
@@ -176,22 +180,6 @@ async fn attestation(
         .encode()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
-}
-
-async fn summarize(
-    State(rt): State<Arc<Runtime>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    handle(rt, Task::Summarize, &headers, body).await
-}
-
-async fn suggest(
-    State(rt): State<Arc<Runtime>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    handle(rt, Task::Suggest, &headers, body).await
 }
 
 async fn read_body(

@@ -18,28 +18,19 @@ struct Args {
     /// Configuration file (TOML). Its exact bytes are part of the measured image.
     #[arg(long, env = "LUCENT_CVM_CONFIG")]
     config: PathBuf,
+    #[command(flatten)]
+    log: lucent_service::LogArgs,
 }
 
 /// Runs the command with the process's arguments; the exit code says whether it succeeded.
 #[tokio::main]
 pub async fn main() -> std::process::ExitCode {
-    let Err(e) = serve().await else {
-        return std::process::ExitCode::SUCCESS;
-    };
-    eprintln!("lucent-cvm-runtime: {e:#}");
-    std::process::ExitCode::FAILURE
+    let args = Args::parse();
+    args.log.init();
+    lucent_service::exit("lucent-cvm-runtime", serve(args).await)
 }
 
-async fn serve() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let args = Args::parse();
+async fn serve(args: Args) -> anyhow::Result<()> {
     hardening::disable_core_dumps().context("disabling core dumps")?;
     let config = RuntimeConfig::read(&args.config)?;
     #[cfg(feature = "dangerous-simulated-tee")]

@@ -47,6 +47,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use lucent_service::config_file::{self, ConfigFileError};
 use lucent_verifier::bundle::BundlePolicy;
 use lucent_verifier::trust::{TrustConfig, TrustConfigError, TrustSettings};
 use serde::Deserialize;
@@ -196,20 +197,9 @@ pub struct FileConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The failure.
-        source: std::io::Error,
-    },
-    /// The file is not UTF-8.
-    #[error("the configuration is not UTF-8")]
-    NotUtf8,
-    /// The file is not valid TOML for these fields.
-    #[error("{0}")]
-    Parse(#[from] toml::de::Error),
+    /// The file could not be read or parsed.
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
     /// The `[trust]` table cannot be used.
     #[error("[trust]: {0}")]
     Trust(#[from] TrustConfigError),
@@ -237,17 +227,12 @@ pub struct RuntimeConfig {
 impl RuntimeConfig {
     /// Reads and checks the file.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let raw = std::fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&raw)
+        Self::parse(path, &config_file::read_bytes(path)?)
     }
 
-    /// Parses and checks the bytes of a configuration file.
-    pub fn parse(raw: &[u8]) -> Result<Self, ConfigError> {
-        let text = std::str::from_utf8(raw).map_err(|_| ConfigError::NotUtf8)?;
-        let file: FileConfig = toml::from_str(text)?;
+    /// Parses and checks `raw`, the bytes of the configuration file at `path`.
+    pub fn parse(path: &Path, raw: &[u8]) -> Result<Self, ConfigError> {
+        let file: FileConfig = config_file::parse(path, raw)?;
         if file.dangerous_simulated_tee && !cfg!(feature = "dangerous-simulated-tee") {
             return Err(ConfigError::NotInThisBuild(NO_SIMULATED_TEE));
         }
@@ -360,31 +345,54 @@ mod tests {
     #[test]
     fn a_configuration_without_witnesses_is_refused_unless_dangerous() {
         let with = witness();
-        let c = RuntimeConfig::parse(text(&with, 1, SEV_GUEST).as_bytes()).unwrap();
+        let c = RuntimeConfig::parse(
+            Path::new("runtime.toml"),
+            text(&with, 1, SEV_GUEST).as_bytes(),
+        )
+        .unwrap();
         assert_eq!(c.trust.witnesses.quorum(), 1);
         assert!(!c.trust.snp.trusts_simulated_root());
 
-        let e = RuntimeConfig::parse(text("", 0, SEV_GUEST).as_bytes()).unwrap_err();
+        let e = RuntimeConfig::parse(Path::new("runtime.toml"), text("", 0, SEV_GUEST).as_bytes())
+            .unwrap_err();
         assert!(
             matches!(e, ConfigError::Trust(TrustConfigError::NoWitnesses)),
             "{e:#}"
         );
         let dangerous = "[trust.dangerous]\nno_witnesses = true\n";
-        let c = RuntimeConfig::parse(text_with("", 0, SEV_GUEST, dangerous).as_bytes()).unwrap();
+        let c = RuntimeConfig::parse(
+            Path::new("runtime.toml"),
+            text_with("", 0, SEV_GUEST, dangerous).as_bytes(),
+        )
+        .unwrap();
         assert_eq!(c.trust.witnesses.quorum(), 0);
         // A quorum the witness list cannot meet is an error, not a silent downgrade.
-        assert!(RuntimeConfig::parse(text(&with, 2, SEV_GUEST).as_bytes()).is_err());
-        assert!(RuntimeConfig::parse(text_with("", 1, SEV_GUEST, dangerous).as_bytes()).is_err());
+        assert!(RuntimeConfig::parse(
+            Path::new("runtime.toml"),
+            text(&with, 2, SEV_GUEST).as_bytes()
+        )
+        .is_err());
+        assert!(RuntimeConfig::parse(
+            Path::new("runtime.toml"),
+            text_with("", 1, SEV_GUEST, dangerous).as_bytes()
+        )
+        .is_err());
         // The dangerous setting outside `[trust.dangerous]` is an unknown field.
         let flat = format!("{SEV_GUEST}dangerous_no_witnesses = true\n");
-        assert!(RuntimeConfig::parse(text("", 0, &flat).as_bytes()).is_err());
+        assert!(
+            RuntimeConfig::parse(Path::new("runtime.toml"), text("", 0, &flat).as_bytes()).is_err()
+        );
     }
 
     #[cfg(feature = "dangerous-simulated-tee")]
     #[test]
     fn the_simulated_tee_needs_its_dangerous_setting() {
         let with = witness();
-        let c = RuntimeConfig::parse(text(&with, 1, SIMULATED).as_bytes()).unwrap();
+        let c = RuntimeConfig::parse(
+            Path::new("runtime.toml"),
+            text(&with, 1, SIMULATED).as_bytes(),
+        )
+        .unwrap();
         assert_eq!(c.file.attester, AttesterKind::Simulated);
         assert!(c.trust.snp.trusts_simulated_root());
         assert_eq!(
@@ -393,8 +401,11 @@ mod tests {
         );
         assert_eq!(c.attester().unwrap().name(), "simulated");
 
-        let e = RuntimeConfig::parse(text(&with, 1, "attester = \"simulated\"\n").as_bytes())
-            .unwrap_err();
+        let e = RuntimeConfig::parse(
+            Path::new("runtime.toml"),
+            text(&with, 1, "attester = \"simulated\"\n").as_bytes(),
+        )
+        .unwrap_err();
         assert!(
             e.to_string().contains("needs dangerous_simulated_tee"),
             "{e:#}"
@@ -410,15 +421,20 @@ mod tests {
             "attester = \"simulated\"\n",
             "attester = \"sev-guest\"\ndangerous_simulated_tee = true\n",
         ] {
-            let e = RuntimeConfig::parse(text(&with, 1, extra).as_bytes()).unwrap_err();
+            let e =
+                RuntimeConfig::parse(Path::new("runtime.toml"), text(&with, 1, extra).as_bytes())
+                    .unwrap_err();
             assert!(
                 format!("{e:#}").contains("has no simulated TEE"),
                 "{extra}: {e:#}"
             );
         }
         // Unknown attesters are still unknown.
-        let e =
-            RuntimeConfig::parse(text(&with, 1, "attester = \"sgx\"\n").as_bytes()).unwrap_err();
+        let e = RuntimeConfig::parse(
+            Path::new("runtime.toml"),
+            text(&with, 1, "attester = \"sgx\"\n").as_bytes(),
+        )
+        .unwrap_err();
         assert!(format!("{e:#}").contains("unknown variant"), "{e:#}");
     }
 }

@@ -22,6 +22,27 @@ use crate::error::Closed;
 use lucent_client::log::{fetch, FetchError};
 use lucent_client::LogClient;
 
+/// POSTs `body` (as JSON, if any) to the broker's `path` and reads its JSON answer.
+async fn post_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    broker: &str,
+    path: &str,
+    what: &'static str,
+    body: Option<&KeyRequestBody>,
+) -> Result<T, FetchError> {
+    let url = format!("{broker}{path}");
+    let request = match body {
+        Some(body) => http.post(&url).json(body),
+        None => http.post(&url),
+    };
+    let bytes = fetch(what, &url, request, MAX_ANSWER_BYTES).await?;
+    serde_json::from_slice(&bytes).map_err(|e| FetchError::Malformed {
+        what,
+        url,
+        reason: e.to_string(),
+    })
+}
+
 /// Gets the weights key and loads the model.
 #[allow(clippy::too_many_arguments)]
 pub async fn release_and_load(
@@ -54,12 +75,9 @@ pub async fn release_and_load(
         other => closed("key_refused", other.to_string()),
     };
     let exchange = async {
-        let url = format!("{broker}{NONCE_PATH}");
-        let body = fetch("broker nonce", &url, http.post(&url), MAX_ANSWER_BYTES)
+        let grant: NonceResponse = post_json(http, broker, NONCE_PATH, "broker nonce", None)
             .await
             .map_err(broker_error)?;
-        let grant: NonceResponse = serde_json::from_slice(&body)
-            .map_err(|e| closed("key_refused", format!("broker nonce answer: {e}")))?;
         let nonce = grant
             .nonce_bytes()
             .map_err(|e| closed("key_refused", format!("broker nonce answer: {e}")))?;
@@ -85,17 +103,9 @@ pub async fn release_and_load(
         bundle.evidence = evidence.evidence;
         let body = KeyRequestBody::new(&nonce, &bundle, consistency.as_ref())
             .map_err(|e| closed("key_refused", e.to_string()))?;
-        let url = format!("{broker}{KEY_PATH}");
-        let bytes = fetch(
-            "broker key",
-            &url,
-            http.post(&url).json(&body),
-            MAX_ANSWER_BYTES,
-        )
-        .await
-        .map_err(broker_error)?;
-        let answer: KeyResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| closed("key_refused", format!("broker key answer: {e}")))?;
+        let answer: KeyResponse = post_json(http, broker, KEY_PATH, "broker key", Some(&body))
+            .await
+            .map_err(broker_error)?;
         let sealed = answer
             .sealed_key_bytes()
             .map_err(|e| closed("key_refused", e.to_string()))?;

@@ -19,23 +19,19 @@ struct Args {
     /// Configuration file (TOML).
     #[arg(long, env = "LUCENT_BROKER_CONFIG")]
     config: PathBuf,
+    #[command(flatten)]
+    log: lucent_service::LogArgs,
 }
 
 /// Runs the command with the process's arguments; the exit code says whether it succeeded.
 #[tokio::main]
 pub async fn main() -> std::process::ExitCode {
-    let Err(e) = serve().await else {
-        return std::process::ExitCode::SUCCESS;
-    };
-    eprintln!("lucent-key-broker: {e:#}");
-    std::process::ExitCode::FAILURE
+    let args = Args::parse();
+    args.log.init();
+    lucent_service::exit("lucent-key-broker", serve(args).await)
 }
 
-async fn serve() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
-    let args = Args::parse();
+async fn serve(args: Args) -> anyhow::Result<()> {
     let file = FileConfig::read(&args.config)?;
     #[cfg(feature = "dangerous-simulated-tee")]
     if file.trust.dangerous.trust_simulated_root {

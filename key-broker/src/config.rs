@@ -26,6 +26,7 @@
 use std::path::{Path, PathBuf};
 
 use lucent_client::AtomicFile;
+use lucent_service::config_file::{self, ConfigFileError};
 use lucent_verifier::bundle::BundlePolicy;
 use lucent_verifier::key_release::weights::WeightsKey;
 use lucent_verifier::trust::{TrustConfig, TrustConfigError, TrustSettings};
@@ -58,21 +59,16 @@ fn default_ttl() -> u64 {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// A file could not be read.
+    /// The configuration file could not be read or parsed.
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
+    /// The weights key file could not be read.
     #[error("reading {path}: {source}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The failure.
         source: std::io::Error,
-    },
-    /// The configuration file is not valid TOML for these fields.
-    #[error("parsing {path}: {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The failure.
-        source: toml::de::Error,
     },
     /// The `[trust]` table cannot be used.
     #[error("[trust]: {0}")]
@@ -85,14 +81,7 @@ pub enum ConfigError {
 impl FileConfig {
     /// Reads and parses the file, and checks its trust settings.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let file: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })?;
+        let file: Self = config_file::read(path)?;
         file.trust_settings()?;
         Ok(file)
     }

@@ -52,13 +52,25 @@ impl Default for Limits {
     }
 }
 
-struct TokenBucket {
+/// The log-wide submission rate limit.
+pub(crate) struct TokenBucket {
     rate: f64,
     tokens: f64,
     last: Instant,
 }
 
 impl TokenBucket {
+    /// A full bucket for `limits.submit_rate`, if there is one.
+    pub(crate) fn for_limits(limits: &Limits) -> Option<Mutex<TokenBucket>> {
+        limits.submit_rate.map(|rate| {
+            Mutex::new(TokenBucket {
+                rate,
+                tokens: rate.max(1.0),
+                last: Instant::now(),
+            })
+        })
+    }
+
     fn take(&mut self) -> bool {
         let now = Instant::now();
         let burst = self.rate.max(1.0);
@@ -74,59 +86,25 @@ impl TokenBucket {
     }
 }
 
+/// Recently served full tiles.
 #[derive(Default)]
-struct TileCache {
+pub(crate) struct TileCache {
     tiles: HashMap<TilePath, Bytes>,
     bytes: usize,
 }
 
-/// Everything a handler needs.
+/// Everything a handler needs; [`crate::server`] assembles it.
 pub struct AppState {
-    store: SharedStore,
-    operators: Vec<NoteVerifierKey>,
-    log_key: NoteVerifierKey,
-    submit: mpsc::Sender<Submission>,
-    seq: SequencerWatch,
-    published: watch::Receiver<u64>,
-    metrics: Metrics,
-    limits: Limits,
-    bucket: Option<Mutex<TokenBucket>>,
-    tiles: Mutex<TileCache>,
-}
-
-impl AppState {
-    /// Assembles the state.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        store: SharedStore,
-        operators: Vec<NoteVerifierKey>,
-        log_key: NoteVerifierKey,
-        submit: mpsc::Sender<Submission>,
-        seq: SequencerWatch,
-        published: watch::Receiver<u64>,
-        metrics: Metrics,
-        limits: Limits,
-    ) -> Self {
-        let bucket = limits.submit_rate.map(|rate| {
-            Mutex::new(TokenBucket {
-                rate,
-                tokens: rate.max(1.0),
-                last: Instant::now(),
-            })
-        });
-        AppState {
-            store,
-            operators,
-            log_key,
-            submit,
-            seq,
-            published,
-            metrics,
-            limits,
-            bucket,
-            tiles: Mutex::new(TileCache::default()),
-        }
-    }
+    pub(crate) store: SharedStore,
+    pub(crate) operators: Vec<NoteVerifierKey>,
+    pub(crate) log_key: NoteVerifierKey,
+    pub(crate) submit: mpsc::Sender<Submission>,
+    pub(crate) seq: SequencerWatch,
+    pub(crate) published: watch::Receiver<u64>,
+    pub(crate) metrics: Metrics,
+    pub(crate) limits: Limits,
+    pub(crate) bucket: Option<Mutex<TokenBucket>>,
+    pub(crate) tiles: Mutex<TileCache>,
 }
 
 type AppResult = Result<Response, ApiError>;

@@ -13,25 +13,13 @@ use lucent_verifier::note::NoteSigner;
 /// Runs the command with the process's arguments; the exit code says whether it succeeded.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli.log.init();
     let result = match cli.command {
         Some(Command::Keygen(args)) => keygen(args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lucent-log-server: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    lucent_service::exit("lucent-log-server", result)
 }
 
 fn keygen(args: KeygenArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use lucent_service::config_file::{self, ConfigFileError};
 use serde::Deserialize;
 
 use crate::sequencer::BatchConfig;
@@ -24,6 +25,9 @@ pub struct Cli {
     /// Serve options, when no subcommand is given.
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: lucent_service::LogArgs,
 }
 
 /// Subcommands.
@@ -121,22 +125,9 @@ pub struct ServeArgs {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The config file could not be read.
-    #[error("config file {path}: {source}")]
-    Read {
-        /// Path.
-        path: PathBuf,
-        /// I/O error.
-        source: std::io::Error,
-    },
-    /// The config file is not valid TOML for these options.
-    #[error("config file {path}: {source}")]
-    Parse {
-        /// Path.
-        path: PathBuf,
-        /// Parse error.
-        source: toml::de::Error,
-    },
+    /// The config file could not be read or parsed.
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
     /// An option is out of range.
     #[error("{0}")]
     Invalid(String),
@@ -177,16 +168,7 @@ impl ServeArgs {
     /// Fills unset options from the `--config` file, then applies defaults.
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let file = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                toml::from_str::<ServeArgs>(&text).map_err(|source| ConfigError::Parse {
-                    path: path.clone(),
-                    source,
-                })?
-            }
+            Some(path) => config_file::read::<ServeArgs>(path)?,
             None => ServeArgs::default(),
         };
         let data_dir = self
@@ -300,7 +282,7 @@ mod tests {
         let cli = Cli::parse_from(["x", "--config", file.to_str().unwrap()]);
         assert!(matches!(
             cli.serve.resolve(),
-            Err(ConfigError::Parse { .. })
+            Err(ConfigError::File(ConfigFileError::Parse { .. }))
         ));
     }
 }

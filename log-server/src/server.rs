@@ -13,12 +13,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState, Limits};
+use crate::api::{self, AppState, Limits, TokenBucket};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::sequencer::Sequencer;
 use crate::store::{SharedStore, SqlStore, StoreError};
-use crate::witness::{Mirror, Publisher, WitnessConfig, WitnessSpecError};
+use crate::witness::{witness_client, Mirror, Publisher, WitnessConfig, WitnessSpecError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -217,32 +217,36 @@ impl Log {
             stop_rx.clone(),
         );
         let (published_tx, published_rx) = watch::channel(0);
-        let publisher = Publisher::new(
-            store.clone(),
+        let publisher = Publisher {
+            store: store.clone(),
             witnesses,
-            config.witness_timeout,
-            metrics.clone(),
-            config.tiles_dir.clone().map(Mirror::new),
-            seq_watch.integrated.clone(),
-            seq_watch.leader.clone(),
-            published_tx,
-            stop_rx,
-        )
-        .map_err(|e| ServerError::Setup(e.to_string()))?;
+            timeout: config.witness_timeout,
+            client: witness_client(config.witness_timeout)
+                .map_err(|e| ServerError::Setup(e.to_string()))?,
+            metrics: metrics.clone(),
+            mirror: config.tiles_dir.clone().map(Mirror::new),
+            integrated: seq_watch.integrated.clone(),
+            leader: seq_watch.leader.clone(),
+            published: published_tx,
+            stop: stop_rx,
+        };
         let tasks = vec![tokio::spawn(sequencer.run()), tokio::spawn(publisher.run())];
-        let state = Arc::new(AppState::new(
-            store.clone(),
+        let limits = Limits {
+            submit_rate: config.submit_rate,
+            ..Limits::default()
+        };
+        let state = Arc::new(AppState {
+            store: store.clone(),
             operators,
-            verifier_key.clone(),
+            log_key: verifier_key.clone(),
             submit,
-            seq_watch,
-            published_rx,
+            seq: seq_watch,
+            published: published_rx,
             metrics,
-            Limits {
-                submit_rate: config.submit_rate,
-                ..Limits::default()
-            },
-        ));
+            bucket: TokenBucket::for_limits(&limits),
+            limits,
+            tiles: Default::default(),
+        });
         let router = api::app(state)
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                 config.max_in_flight,

@@ -281,15 +281,27 @@ pub fn values_sql(backend: Backend, rows: usize, cols: usize) -> String {
 }
 
 /// `p1,p2,…,pn`, for an `IN (…)` list.
-fn list_sql(backend: Backend, n: usize) -> String {
-    let mut s = String::with_capacity(n * 6);
-    for i in 1..=n {
+/// `statement WHERE leaf_hash IN (…)` with a placeholder for each of `chunk`'s leaf hashes.
+fn where_leaf_hash_in(backend: Backend, statement: &str, chunk: &[Candidate]) -> String {
+    let mut s = format!("{statement} WHERE leaf_hash IN (");
+    for i in 1..=chunk.len() {
         if i > 1 {
             s.push(',');
         }
         placeholder(backend, i, &mut s);
     }
+    s.push(')');
     s
+}
+
+/// The query `sql` (from [`where_leaf_hash_in`]) with `chunk`'s leaf hashes bound, in order.
+fn bind_leaf_hashes<'q>(
+    sql: &'q str,
+    chunk: &[Candidate],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    chunk
+        .iter()
+        .fold(sqlx::query(sql), |q, c| q.bind(c.leaf.0 .0.to_vec()))
 }
 
 fn checkpoint_row(row: &AnyRow) -> StoreResult<StoredCheckpoint> {
@@ -407,15 +419,8 @@ impl SqlStore {
         let mut existing: std::collections::HashMap<[u8; 32], u64> =
             std::collections::HashMap::new();
         for chunk in candidates.chunks(INSERT_CHUNK) {
-            let sql = format!(
-                "SELECT leaf_hash, idx FROM entries WHERE leaf_hash IN ({})",
-                list_sql(self.backend, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for c in chunk {
-                q = q.bind(c.leaf.0 .0.to_vec());
-            }
-            for row in q.fetch_all(&mut *tx).await? {
+            let sql = where_leaf_hash_in(self.backend, "SELECT leaf_hash, idx FROM entries", chunk);
+            for row in bind_leaf_hashes(&sql, chunk).fetch_all(&mut *tx).await? {
                 let leaf: Vec<u8> = row.try_get(0)?;
                 let idx = to_u64(row.try_get(1)?)?;
                 existing.insert(hash_of(&leaf)?.0, idx);
@@ -486,15 +491,8 @@ impl SqlStore {
                 .await?;
         }
         for chunk in candidates.chunks(INSERT_CHUNK) {
-            let sql = format!(
-                "DELETE FROM pending WHERE leaf_hash IN ({})",
-                list_sql(self.backend, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for c in chunk {
-                q = q.bind(c.leaf.0 .0.to_vec());
-            }
-            q.execute(&mut *tx).await?;
+            let sql = where_leaf_hash_in(self.backend, "DELETE FROM pending", chunk);
+            bind_leaf_hashes(&sql, chunk).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(Integrated {

@@ -105,53 +105,33 @@ impl Mirror {
     }
 }
 
-/// The publishing task.
+/// The publishing task; [`crate::server`] assembles it.
 pub struct Publisher {
-    store: SharedStore,
-    witnesses: Vec<WitnessConfig>,
-    timeout: Duration,
-    client: reqwest::Client,
-    metrics: Metrics,
-    mirror: Option<Mirror>,
-    integrated: watch::Receiver<u64>,
-    leader: watch::Receiver<bool>,
-    published: watch::Sender<u64>,
-    stop: watch::Receiver<bool>,
+    pub(crate) store: SharedStore,
+    pub(crate) witnesses: Vec<WitnessConfig>,
+    /// Per-witness request timeout.
+    pub(crate) timeout: Duration,
+    /// From [`witness_client`].
+    pub(crate) client: reqwest::Client,
+    pub(crate) metrics: Metrics,
+    pub(crate) mirror: Option<Mirror>,
+    pub(crate) integrated: watch::Receiver<u64>,
+    pub(crate) leader: watch::Receiver<bool>,
+    /// The size of the latest published checkpoint.
+    pub(crate) published: watch::Sender<u64>,
+    pub(crate) stop: watch::Receiver<bool>,
+}
+
+/// The HTTP client the publisher asks witnesses with.
+pub(crate) fn witness_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("lucent-log-server/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 impl Publisher {
-    /// Builds the task; `published` carries the size of the latest published checkpoint.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        store: SharedStore,
-        witnesses: Vec<WitnessConfig>,
-        timeout: Duration,
-        metrics: Metrics,
-        mirror: Option<Mirror>,
-        integrated: watch::Receiver<u64>,
-        leader: watch::Receiver<bool>,
-        published: watch::Sender<u64>,
-        stop: watch::Receiver<bool>,
-    ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("lucent-log-server/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Publisher {
-            store,
-            witnesses,
-            timeout,
-            client,
-            metrics,
-            mirror,
-            integrated,
-            leader,
-            published,
-            stop,
-        })
-    }
-
     /// Runs until stopped, publishing each new checkpoint while this process sequences.
     pub async fn run(mut self) {
         let mut mirrored = self.mirror.as_ref().map(Mirror::mirrored_size).unwrap_or(0);

@@ -30,6 +30,18 @@ pub enum CheckpointError {
     /// The note text is not a checkpoint body.
     #[error("checkpoint body is malformed")]
     MalformedBody,
+    /// No signature on the checkpoint is by the log key given: usually the wrong key for
+    /// this log (the note's origin then differs from the key's name) or a note re-signed by
+    /// someone else.
+    #[error("{}", not_signed_message(origin, key, signers))]
+    NotSignedByLogKey {
+        /// The origin line of the note (its first line), if it has one.
+        origin: Option<String>,
+        /// The log key given (`name+id+key`).
+        key: String,
+        /// The names of the keys the note is signed by.
+        signers: Vec<String>,
+    },
     /// The origin line names another log.
     #[error("checkpoint origin is {got:?}, want {want:?}")]
     WrongOrigin {
@@ -46,6 +58,24 @@ pub enum CheckpointError {
         /// What was missing.
         source: WitnessPolicyError,
     },
+}
+
+fn not_signed_message(origin: &Option<String>, key: &str, signers: &[String]) -> String {
+    let key_name = key.split('+').next().unwrap_or(key);
+    let by = if signers.is_empty() {
+        "no one".to_owned()
+    } else {
+        signers.join(", ")
+    };
+    match origin {
+        Some(origin) if origin != key_name => format!(
+            "the checkpoint is not signed by the log key given: its origin is {origin:?} but the \
+             key is named {key_name:?} (is the log key that of this log?); it is signed by {by}"
+        ),
+        _ => format!(
+            "the checkpoint is not signed by the log key given ({key}); it is signed by {by}"
+        ),
+    }
 }
 
 /// What a client trusts about one log: its origin line and its checkpoint signing key.
@@ -158,7 +188,10 @@ impl WitnessedCheckpoint {
 
 /// Verifies a checkpoint note's log signature and origin.
 pub fn verify_checkpoint(note: &[u8], log: &LogKey) -> Result<SignedCheckpoint, CheckpointError> {
-    let opened = note::open(note, &[&log.key])?;
+    let opened = note::open(note, &[&log.key]).map_err(|e| match e {
+        NoteError::NoKnownSignature => not_signed_by(note, log),
+        e => e.into(),
+    })?;
     let checkpoint = Checkpoint::parse(&opened.text)?;
     if checkpoint.origin != log.origin {
         return Err(CheckpointError::WrongOrigin {
@@ -172,6 +205,27 @@ pub fn verify_checkpoint(note: &[u8], log: &LogKey) -> Result<SignedCheckpoint, 
         note: note.to_vec(),
         other_signatures: opened.unverified,
     })
+}
+
+/// The error for a well-formed note without the log's signature: who did sign it, for what
+/// origin.
+fn not_signed_by(note: &[u8], log: &LogKey) -> CheckpointError {
+    let (origin, signers) = match note::parse_unverified(note) {
+        Ok((text, sigs)) => (
+            text.split(|&b| b == b'\n')
+                .next()
+                .map(|line| String::from_utf8_lossy(line).into_owned()),
+            sigs.into_iter()
+                .map(|s| format!("{}+{:08x}", s.name, s.id))
+                .collect(),
+        ),
+        Err(_) => (None, Vec::new()),
+    };
+    CheckpointError::NotSignedByLogKey {
+        origin,
+        key: log.key.as_str().to_owned(),
+        signers,
+    }
 }
 
 /// Verifies a checkpoint note's log signature, origin, and witness quorum.
@@ -193,11 +247,62 @@ pub fn verify_witnessed(
     })
 }
 
+/// Test fixtures shared by the verifier's unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::Checkpoint;
+    use crate::merkle::MemoryTree;
+
+    /// A tree of `n` one-byte entries `[0]`, `[1]`, … and its checkpoint under `origin`.
+    pub(crate) fn tree_and_checkpoint(origin: &str, n: u8) -> (MemoryTree, Checkpoint) {
+        let mut tree = MemoryTree::new();
+        for i in 0..n {
+            tree.push_entry(&[i]);
+        }
+        let checkpoint = Checkpoint {
+            origin: origin.into(),
+            size: tree.size(),
+            root: tree.root(),
+            extension: String::new(),
+        };
+        (tree, checkpoint)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::cosignature::WitnessSigner;
+
+    #[test]
+    fn a_wrong_log_key_is_named_with_the_origin_and_signers() {
+        let log = NoteSigner::generate(&mut rand_core::OsRng, "log.example").unwrap();
+        let (_, cp) = fixtures::tree_and_checkpoint("log.example", 3);
+        let note = cp.sign(&log).unwrap();
+        let other = NoteSigner::generate(&mut rand_core::OsRng, "other.example").unwrap();
+        let e = verify_checkpoint(&note, &LogKey::new(other.verifier_key())).unwrap_err();
+        let CheckpointError::NotSignedByLogKey {
+            origin, signers, ..
+        } = &e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(origin.as_deref(), Some("log.example"));
+        assert_eq!(signers, &[format!("log.example+{:08x}", log.key_id())]);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("its origin is \"log.example\" but the key is named \"other.example\""),
+            "{msg}"
+        );
+        // Same name, other key: no origin complaint, the key itself is named.
+        let twin = NoteSigner::generate(&mut rand_core::OsRng, "log.example").unwrap();
+        let msg = verify_checkpoint(&note, &LogKey::new(twin.verifier_key()))
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("origin is"), "{msg}");
+        assert!(msg.contains(twin.verifier_key().as_str()), "{msg}");
+    }
 
     #[test]
     fn sign_verify_and_witness() {

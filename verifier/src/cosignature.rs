@@ -4,14 +4,9 @@
 //! A cosignature line is `— <name> base64(keyid ‖ timestamp ‖ signature)`; the signed message
 //! is `cosignature/v1\ntime <timestamp>\n` followed by the whole checkpoint text.
 
-use std::fmt;
-
-use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
-use ed25519_dalek::SigningKey;
-use rand_core::CryptoRngCore;
 use thiserror::Error;
 
-use crate::note::{KeyError, NoteKey, NoteSignature, ALG_COSIGNATURE_V1};
+use crate::note::{Ed25519Signer, Ed25519VerifierKey, NoteSignature, ALG_COSIGNATURE_V1};
 
 /// Length of a `cosignature/v1` signature after the key ID: timestamp (8) and Ed25519 (64).
 pub const COSIGNATURE_LEN: usize = 8 + 64;
@@ -23,63 +18,9 @@ fn signed_message(timestamp: u64, checkpoint_text: &[u8]) -> Vec<u8> {
 }
 
 /// A witness's public key: `name+hexid+base64(0x04 ‖ Ed25519 public key)`.
-#[derive(Clone)]
-pub struct WitnessKey {
-    text: String,
-    name: String,
-    id: u32,
-    key: ed25519_dalek::VerifyingKey,
-}
+pub type WitnessKey = Ed25519VerifierKey<ALG_COSIGNATURE_V1>;
 
 impl WitnessKey {
-    /// Parses and checks a witness verifier key string.
-    pub fn parse(vkey: &str) -> Result<Self, KeyError> {
-        let (name, rest) = vkey.split_once('+').ok_or(KeyError::Format)?;
-        let (id_hex, b64) = rest.split_once('+').ok_or(KeyError::Format)?;
-        if !signed_note::is_key_name_valid(name)
-            || id_hex.len() != 8
-            || !id_hex.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return Err(KeyError::Format);
-        }
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| KeyError::Format)?;
-        let raw = BASE64.decode(b64).map_err(|_| KeyError::Format)?;
-        let want = signed_note::key_id(name, &raw);
-        if id != want {
-            return Err(KeyError::KeyId { got: id, want });
-        }
-        let (&alg, key) = raw.split_first().ok_or(KeyError::Format)?;
-        if alg != ALG_COSIGNATURE_V1 {
-            return Err(KeyError::Algorithm {
-                got: alg,
-                want: ALG_COSIGNATURE_V1,
-            });
-        }
-        let key: [u8; 32] = key.try_into().map_err(|_| KeyError::PublicKey)?;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| KeyError::PublicKey)?;
-        Ok(WitnessKey {
-            text: vkey.to_owned(),
-            name: name.to_owned(),
-            id,
-            key,
-        })
-    }
-
-    /// The witness name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The key ID.
-    pub fn key_id(&self) -> u32 {
-        self.id
-    }
-
-    /// The key string as given.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
     /// Checks one cosignature (timestamp ‖ signature) over a checkpoint's text.
     pub fn verify_cosignature(&self, checkpoint_text: &[u8], sig: &[u8]) -> Option<u64> {
         use ed25519_dalek::Verifier as _;
@@ -89,112 +30,32 @@ impl WitnessKey {
         let (ts, sig) = sig.split_at(8);
         let timestamp = u64::from_be_bytes(ts.try_into().ok()?);
         let sig = ed25519_dalek::Signature::from_slice(sig).ok()?;
-        self.key
+        self.public_key()
             .verify(&signed_message(timestamp, checkpoint_text), &sig)
             .ok()
             .map(|()| timestamp)
     }
 }
 
-impl fmt::Debug for WitnessKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl PartialEq for WitnessKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
-    }
-}
-
-impl Eq for WitnessKey {}
-
-/// Adapter that lets `signed_note` check cosignature lines with a [`WitnessKey`].
-struct CosignatureVerifier(WitnessKey);
-
-impl NoteKey for WitnessKey {
-    fn note_verifier(&self) -> Box<dyn signed_note::Verifier> {
-        Box::new(CosignatureVerifier(self.clone()))
-    }
-}
-
-impl signed_note::Verifier for CosignatureVerifier {
+impl signed_note::Verifier for WitnessKey {
     fn name(&self) -> &str {
-        &self.0.name
+        Ed25519VerifierKey::name(self)
     }
     fn key_id(&self) -> u32 {
-        self.0.id
+        Ed25519VerifierKey::key_id(self)
     }
     fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        self.0.verify_cosignature(msg, sig).is_some()
+        self.verify_cosignature(msg, sig).is_some()
     }
 }
 
 /// A witness's private key, used by `auditor-cli witness serve` and by tests.
-#[derive(Clone)]
-pub struct WitnessSigner {
-    name: String,
-    signing_key: SigningKey,
-}
-
-impl fmt::Debug for WitnessSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WitnessSigner({}, <private>)", self.name)
-    }
-}
+pub type WitnessSigner = Ed25519Signer<ALG_COSIGNATURE_V1>;
 
 impl WitnessSigner {
-    /// Makes a fresh witness key.
-    pub fn generate<R: CryptoRngCore + ?Sized>(rng: &mut R, name: &str) -> Result<Self, KeyError> {
-        Self::from_seed(name, &SigningKey::generate(rng).to_bytes())
-    }
-
-    /// Builds a witness key from a 32-byte Ed25519 seed.
-    pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, KeyError> {
-        if !signed_note::is_key_name_valid(name) {
-            return Err(KeyError::Format);
-        }
-        Ok(WitnessSigner {
-            name: name.to_owned(),
-            signing_key: SigningKey::from_bytes(seed),
-        })
-    }
-
-    /// The 32-byte seed (keep it secret).
-    pub fn seed(&self) -> [u8; 32] {
-        self.signing_key.to_bytes()
-    }
-
-    /// The witness name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn public_key_bytes(&self) -> Vec<u8> {
-        let mut key = vec![ALG_COSIGNATURE_V1];
-        key.extend_from_slice(self.signing_key.verifying_key().as_bytes());
-        key
-    }
-
-    /// The key ID.
-    pub fn key_id(&self) -> u32 {
-        signed_note::key_id(&self.name, &self.public_key_bytes())
-    }
-
     /// The public witness key.
     pub fn witness_key(&self) -> WitnessKey {
-        WitnessKey {
-            text: format!(
-                "{}+{:08x}+{}",
-                self.name,
-                self.key_id(),
-                BASE64.encode(self.public_key_bytes())
-            ),
-            name: self.name.clone(),
-            id: self.key_id(),
-            key: self.signing_key.verifying_key(),
-        }
+        self.verifier_key()
     }
 
     /// Cosigns a checkpoint text at `timestamp` (seconds since the Unix epoch). The caller
@@ -202,12 +63,12 @@ impl WitnessSigner {
     pub fn cosign(&self, checkpoint_text: &[u8], timestamp: u64) -> NoteSignature {
         use ed25519_dalek::Signer as _;
         let sig = self
-            .signing_key
+            .signing_key()
             .sign(&signed_message(timestamp, checkpoint_text));
         let mut bytes = timestamp.to_be_bytes().to_vec();
         bytes.extend_from_slice(&sig.to_bytes());
         NoteSignature {
-            name: self.name.clone(),
+            name: self.name().to_owned(),
             id: self.key_id(),
             signature: bytes,
         }

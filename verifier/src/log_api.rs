@@ -177,15 +177,11 @@ fn same(asked: (u64, u64), got: (u64, u64)) -> Result<(), AnswerError> {
 }
 
 impl InclusionAnswer {
-    /// The proof, checked for shape (verify it against a trusted root yourself).
-    pub fn proof(&self) -> Result<InclusionProof, ProofError> {
-        InclusionProof::from_raw(self.index, self.tree_size, &raw(&self.hashes))
-    }
-
-    /// The proof of `index` in the tree of `size`; an answer for anything else is refused.
+    /// The proof of `index` in the tree of `size`, checked for shape (verify it against a
+    /// trusted root yourself); an answer for anything else is refused.
     pub fn proof_of(&self, index: u64, size: u64) -> Result<InclusionProof, AnswerError> {
         same((index, size), (self.index, self.tree_size))?;
-        Ok(self.proof()?)
+        Ok(InclusionProof::from_raw(index, size, &raw(&self.hashes))?)
     }
 }
 
@@ -202,15 +198,10 @@ pub struct ConsistencyAnswer {
 }
 
 impl ConsistencyAnswer {
-    /// The proof, checked for shape.
-    pub fn proof(&self) -> Result<ConsistencyProof, ProofError> {
-        ConsistencyProof::from_raw(self.old, self.new, &raw(&self.hashes))
-    }
-
-    /// The proof from `old` to `new`; an answer for other sizes is refused.
+    /// The proof from `old` to `new`, checked for shape; an answer for other sizes is refused.
     pub fn proof_of(&self, old: u64, new: u64) -> Result<ConsistencyProof, AnswerError> {
         same((old, new), (self.old, self.new))?;
-        Ok(self.proof()?)
+        Ok(ConsistencyProof::from_raw(old, new, &raw(&self.hashes))?)
     }
 }
 

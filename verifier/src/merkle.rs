@@ -175,6 +175,18 @@ fn consistency_proof_len(old: u64, new: u64) -> usize {
     seed + (inner - shift + border) as usize
 }
 
+/// Reads a proof's hashes, rejecting any that is not 32 bytes and any path longer than a
+/// 2^64-leaf tree allows.
+fn proof_hashes(hashes: &[&[u8]]) -> Result<Vec<Hash>, ProofError> {
+    if hashes.len() > MAX_PROOF_HASHES {
+        return Err(ProofError::WrongLength {
+            got: hashes.len(),
+            want: MAX_PROOF_HASHES,
+        });
+    }
+    hashes.iter().map(|h| Hash::from_slice(h)).collect()
+}
+
 /// A proof that the leaf at `index` is in the tree of `size` leaves (RFC 6962 audit path).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InclusionProof {
@@ -190,16 +202,7 @@ impl InclusionProof {
     /// Builds a proof from raw hash bytes, rejecting any that is not 32 bytes and any path
     /// longer than a 2^64-leaf tree allows.
     pub fn from_raw(index: u64, size: u64, hashes: &[&[u8]]) -> Result<Self, ProofError> {
-        if hashes.len() > MAX_PROOF_HASHES {
-            return Err(ProofError::WrongLength {
-                got: hashes.len(),
-                want: MAX_PROOF_HASHES,
-            });
-        }
-        let hashes = hashes
-            .iter()
-            .map(|h| Hash::from_slice(h))
-            .collect::<Result<_, _>>()?;
+        let hashes = proof_hashes(hashes)?;
         Ok(InclusionProof {
             index,
             size: TreeSize(size),
@@ -240,16 +243,7 @@ pub struct ConsistencyProof {
 impl ConsistencyProof {
     /// Builds a proof from raw hash bytes (see [`InclusionProof::from_raw`]).
     pub fn from_raw(old: u64, new: u64, hashes: &[&[u8]]) -> Result<Self, ProofError> {
-        if hashes.len() > MAX_PROOF_HASHES {
-            return Err(ProofError::WrongLength {
-                got: hashes.len(),
-                want: MAX_PROOF_HASHES,
-            });
-        }
-        let hashes = hashes
-            .iter()
-            .map(|h| Hash::from_slice(h))
-            .collect::<Result<_, _>>()?;
+        let hashes = proof_hashes(hashes)?;
         Ok(ConsistencyProof {
             old: TreeSize(old),
             new: TreeSize(new),

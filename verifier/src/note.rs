@@ -137,22 +137,29 @@ fn ed25519_key(key: &[u8], alg: u8) -> Result<ed25519_dalek::VerifyingKey, KeyEr
     }
 }
 
-/// An Ed25519 note verifier key, such as a log's or an operator's:
-/// `name+hexid+base64(0x01 ‖ public key)`.
+/// An Ed25519 verifier key `name+hexid+base64(type ‖ public key)` whose type byte is `ALG`:
+/// [`NoteVerifierKey`] (0x01, a log's or an operator's key) or
+/// [`crate::cosignature::WitnessKey`] (0x04, a witness's `cosignature/v1` key).
+///
+/// Two keys are equal when their strings are.
 #[derive(Clone)]
-pub struct NoteVerifierKey {
+pub struct Ed25519VerifierKey<const ALG: u8> {
     text: String,
-    name: String,
-    id: u32,
-    key: ed25519_dalek::VerifyingKey,
+    pub(crate) name: String,
+    pub(crate) id: u32,
+    pub(crate) key: ed25519_dalek::VerifyingKey,
 }
 
-impl NoteVerifierKey {
+/// An Ed25519 note verifier key, such as a log's or an operator's:
+/// `name+hexid+base64(0x01 ‖ public key)`.
+pub type NoteVerifierKey = Ed25519VerifierKey<ALG_ED25519>;
+
+impl<const ALG: u8> Ed25519VerifierKey<ALG> {
     /// Parses and checks a verifier key string.
     pub fn parse(vkey: &str) -> Result<Self, KeyError> {
         let (name, id, key) = split_vkey(vkey)?;
-        let key = ed25519_key(&key, ALG_ED25519)?;
-        Ok(NoteVerifierKey {
+        let key = ed25519_key(&key, ALG)?;
+        Ok(Ed25519VerifierKey {
             text: vkey.to_owned(),
             name: name.to_owned(),
             id,
@@ -160,7 +167,21 @@ impl NoteVerifierKey {
         })
     }
 
-    /// The key name (for a log: its origin).
+    /// The key for `name` and the public half of `signing_key` (a signer's own verifier key).
+    fn of_signer(name: &str, signing_key: &SigningKey) -> Self {
+        let key = signing_key.verifying_key();
+        let mut raw = vec![ALG];
+        raw.extend_from_slice(key.as_bytes());
+        let id = signed_note::key_id(name, &raw);
+        Ed25519VerifierKey {
+            text: format!("{name}+{id:08x}+{}", BASE64.encode(raw)),
+            name: name.to_owned(),
+            id,
+            key,
+        }
+    }
+
+    /// The key name (for a log: its origin; for a witness: its name).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -179,10 +200,6 @@ impl NoteVerifierKey {
     pub fn public_key(&self) -> &ed25519_dalek::VerifyingKey {
         &self.key
     }
-
-    pub(crate) fn boxed_verifier(&self) -> Box<dyn Verifier> {
-        Box::new(self.clone())
-    }
 }
 
 impl Verifier for NoteVerifierKey {
@@ -200,27 +217,27 @@ impl Verifier for NoteVerifierKey {
     }
 }
 
-impl fmt::Debug for NoteVerifierKey {
+impl<const ALG: u8> fmt::Debug for Ed25519VerifierKey<ALG> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
 }
 
-impl fmt::Display for NoteVerifierKey {
+impl<const ALG: u8> fmt::Display for Ed25519VerifierKey<ALG> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
 }
 
-impl PartialEq for NoteVerifierKey {
+impl<const ALG: u8> PartialEq for Ed25519VerifierKey<ALG> {
     fn eq(&self, other: &Self) -> bool {
         self.text == other.text
     }
 }
 
-impl Eq for NoteVerifierKey {}
+impl<const ALG: u8> Eq for Ed25519VerifierKey<ALG> {}
 
-impl std::str::FromStr for NoteVerifierKey {
+impl<const ALG: u8> std::str::FromStr for Ed25519VerifierKey<ALG> {
     type Err = KeyError;
     fn from_str(s: &str) -> Result<Self, KeyError> {
         Self::parse(s)
@@ -234,9 +251,12 @@ pub trait NoteKey {
     fn note_verifier(&self) -> Box<dyn Verifier>;
 }
 
-impl NoteKey for NoteVerifierKey {
+impl<const ALG: u8> NoteKey for Ed25519VerifierKey<ALG>
+where
+    Self: Verifier,
+{
     fn note_verifier(&self) -> Box<dyn Verifier> {
-        self.boxed_verifier()
+        Box::new(self.clone())
     }
 }
 
@@ -318,42 +338,70 @@ pub fn parse_unverified(note: &[u8]) -> Result<(Vec<u8>, Vec<NoteSignature>), No
     Ok((text, sigs))
 }
 
-/// An Ed25519 note signer (a log's or an operator's private key).
+/// An Ed25519 private key whose verifier key has the type byte `ALG`: [`NoteSigner`] (0x01)
+/// or [`crate::cosignature::WitnessSigner`] (0x04).
 #[derive(Clone)]
-pub struct NoteSigner {
+pub struct Ed25519Signer<const ALG: u8> {
     name: String,
     signing_key: SigningKey,
 }
 
-impl fmt::Debug for NoteSigner {
+/// An Ed25519 note signer (a log's or an operator's private key).
+pub type NoteSigner = Ed25519Signer<ALG_ED25519>;
+
+impl<const ALG: u8> fmt::Debug for Ed25519Signer<ALG> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NoteSigner({}, <private>)", self.name)
+        write!(
+            f,
+            "Ed25519Signer({}, type {ALG:#04x}, <private>)",
+            self.name
+        )
     }
 }
 
-impl NoteSigner {
+impl<const ALG: u8> Ed25519Signer<ALG> {
     /// Makes a fresh key for `name`.
     pub fn generate<R: CryptoRngCore + ?Sized>(rng: &mut R, name: &str) -> Result<Self, KeyError> {
-        if !signed_note::is_key_name_valid(name) {
-            return Err(KeyError::Format);
-        }
-        Ok(NoteSigner {
-            name: name.to_owned(),
-            signing_key: SigningKey::generate(rng),
-        })
+        Self::from_seed(name, &SigningKey::generate(rng).to_bytes())
     }
 
-    /// Builds a signer from a 32-byte Ed25519 seed.
+    /// Builds a key for `name` from a 32-byte Ed25519 seed.
     pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, KeyError> {
         if !signed_note::is_key_name_valid(name) {
             return Err(KeyError::Format);
         }
-        Ok(NoteSigner {
+        Ok(Ed25519Signer {
             name: name.to_owned(),
             signing_key: SigningKey::from_bytes(seed),
         })
     }
 
+    /// The 32-byte seed (keep it secret).
+    pub fn seed(&self) -> [u8; 32] {
+        self.signing_key.to_bytes()
+    }
+
+    /// The key name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key ID.
+    pub fn key_id(&self) -> u32 {
+        self.verifier_key().key_id()
+    }
+
+    /// The matching verifier key.
+    pub fn verifier_key(&self) -> Ed25519VerifierKey<ALG> {
+        Ed25519VerifierKey::of_signer(&self.name, &self.signing_key)
+    }
+
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing_key
+    }
+}
+
+impl NoteSigner {
     /// Parses the Go `note` private key format: `PRIVATE+KEY+name+hexid+base64(0x01 ‖ seed)`.
     pub fn parse(skey: &str) -> Result<Self, KeyError> {
         // `StandardSigner` checks the layout and the key ID against the derived public key.
@@ -380,37 +428,6 @@ impl NoteSigner {
             self.key_id(),
             BASE64.encode(key)
         )
-    }
-
-    /// The key name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The key ID.
-    pub fn key_id(&self) -> u32 {
-        signed_note::key_id(&self.name, &self.public_key_bytes())
-    }
-
-    fn public_key_bytes(&self) -> Vec<u8> {
-        let mut key = vec![ALG_ED25519];
-        key.extend_from_slice(self.signing_key.verifying_key().as_bytes());
-        key
-    }
-
-    /// The matching verifier key.
-    pub fn verifier_key(&self) -> NoteVerifierKey {
-        NoteVerifierKey {
-            text: format!(
-                "{}+{:08x}+{}",
-                self.name,
-                self.key_id(),
-                BASE64.encode(self.public_key_bytes())
-            ),
-            name: self.name.clone(),
-            id: self.key_id(),
-            key: self.signing_key.verifying_key(),
-        }
     }
 
     /// Signs `text` (which must be a valid note text ending in a newline) and returns the

@@ -178,25 +178,15 @@ impl TlogProof {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::checkpoint::Checkpoint;
+    use crate::checkpoint::fixtures::tree_and_checkpoint;
     use crate::cosignature::WitnessSigner;
-    use crate::merkle::MemoryTree;
     use crate::note::{append_signatures, NoteSigner};
 
     #[test]
     fn roundtrip_and_verify() {
         let log = NoteSigner::generate(&mut rand_core::OsRng, "log.example").unwrap();
         let w = WitnessSigner::generate(&mut rand_core::OsRng, "w.example").unwrap();
-        let mut tree = MemoryTree::new();
-        for i in 0..13u8 {
-            tree.push_entry(&[i]);
-        }
-        let cp = Checkpoint {
-            origin: "log.example".into(),
-            size: tree.size(),
-            root: tree.root(),
-            extension: String::new(),
-        };
+        let (tree, cp) = tree_and_checkpoint("log.example", 13);
         let note = cp.sign(&log).unwrap();
         let note = append_signatures(&note, &[w.cosign(&cp.to_text().unwrap(), 5)]).unwrap();
         let proof = TlogProof {

@@ -257,23 +257,13 @@ fn split_line(data: &[u8]) -> Option<(&[u8], &[u8])> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::checkpoint::Checkpoint;
+    use crate::checkpoint::fixtures::tree_and_checkpoint;
     use crate::cosignature::WitnessSigner;
-    use crate::merkle::MemoryTree;
     use crate::note::NoteSigner;
 
     fn fixture() -> (Vec<u8>, Vec<u8>, Vec<Hash>) {
         let log = NoteSigner::from_seed("log.example", &[7; 32]).unwrap();
-        let mut tree = MemoryTree::new();
-        for i in 0..13u8 {
-            tree.push_entry(&[i]);
-        }
-        let cp = Checkpoint {
-            origin: "log.example".into(),
-            size: tree.size(),
-            root: tree.root(),
-            extension: String::new(),
-        };
+        let (tree, cp) = tree_and_checkpoint("log.example", 13);
         let proof = tree.prove_consistency(5, 13).unwrap().hashes;
         (cp.to_text().unwrap(), cp.sign(&log).unwrap(), proof)
     }

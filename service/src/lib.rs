@@ -1,0 +1,22 @@
+//! What Lucent's services (the log server, the CVM runtime, the key broker) share at start-up:
+//!
+//! - [`config_file`]: the bounded TOML configuration reader and its one error type;
+//! - [`logging`]: `--log-format text|json`, colour only when standard error is a terminal;
+//! - [`exit`]: turns a command's result into the process's exit code and its one error line.
+
+pub mod config_file;
+pub mod logging;
+
+pub use logging::{LogArgs, LogFormat};
+
+/// The exit code for `result`; an error is printed to standard error as one line,
+/// `<command>: <error and its causes>`.
+pub fn exit(command: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{command}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
