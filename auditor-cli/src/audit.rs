@@ -82,7 +82,7 @@ impl CheckedCheckpoint {
         let cp = self.witnessed.checkpoint();
         let (update, from) = match self.update {
             Update::First => ("first", None),
-            Update::Unchanged => ("unchanged", None),
+            Update::Unchanged => ("unchanged", Some(cp.size.0)),
             Update::Advanced { from, .. } => ("advanced", Some(from.0)),
             Update::Behind { seen, .. } => ("behind", Some(seen.0)),
         };
@@ -203,25 +203,52 @@ async fn index_hint(a: &Auditor, leaf: &LeafHash, size: u64) -> Result<u64, Audi
         })
 }
 
+/// An inclusion proof of `leaf` under `cp`, and the index hint given if it was wrong.
+///
+/// `index` is a hint: when the leaf is not there, the log is asked where it is (and that
+/// answer is only a hint too: the proof decides).
 async fn prove_leaf(
     a: &Auditor,
     cp: &CheckedCheckpoint,
     leaf: LeafHash,
     index: Option<u64>,
-) -> Result<InclusionProof, AuditError> {
+) -> Result<(InclusionProof, Option<u64>), AuditError> {
     let c = cp.witnessed.checkpoint();
-    let index = match index {
-        Some(i) => i,
-        None => index_hint(a, &leaf, c.size.0).await?,
-    };
-    let proof = fetch::prove_inclusion(&a.client, index, c.size.0, c.root).await?;
+    if let Some(hint) = index {
+        if hint < c.size.0 {
+            let proof = fetch::prove_inclusion(&a.client, hint, c.size.0, c.root).await?;
+            if proof.verify(&leaf, &c.root).is_ok() {
+                return Ok((proof, None));
+            }
+        }
+    }
+    let at = index_hint(a, &leaf, c.size.0)
+        .await
+        .map_err(|e| match (e, index) {
+            (AuditError::NotIncluded { what, why }, Some(hint)) => AuditError::NotIncluded {
+                what,
+                why: format!("not at index {hint} (the --index hint), and {why}"),
+            },
+            (e, _) => e,
+        })?;
+    let proof = fetch::prove_inclusion(&a.client, at, c.size.0, c.root).await?;
     proof
         .verify(&leaf, &c.root)
         .map_err(|e| AuditError::NotIncluded {
             what: format!("leaf {leaf}"),
-            why: format!("not at index {index} of tree size {}: {e}", c.size),
+            why: format!("not at index {at} of tree size {}: {e}", c.size),
         })?;
-    Ok(proof)
+    Ok((proof, index))
+}
+
+/// The human note for a wrong `--index` hint.
+fn hint_note(wrong: Option<u64>, proof: &InclusionProof) -> String {
+    wrong.map_or_else(String::new, |hint| {
+        format!(
+            "  note: the --index hint {hint} was wrong; the leaf is at index {}\n",
+            proof.index
+        )
+    })
 }
 
 fn statement_summary(s: &Statement) -> Value {
@@ -269,30 +296,36 @@ pub async fn inclusion(
         Target::Entry(bytes) => {
             let st = check_statement(&bytes, operators, None)?;
             let leaf = LeafHash::of_entry(&bytes);
-            let proof = prove_leaf(a, &cp, leaf, index).await?;
+            let (proof, wrong_hint) = prove_leaf(a, &cp, leaf, index).await?;
             let json = json!({
                 "ok": true, "checkpoint_size": c.size.0, "root": c.root.to_hex(),
-                "index": proof.index, "leaf_hash": leaf.to_string(), "statement": statement_summary(&st),
+                "index": proof.index, "wrong_index_hint": wrong_hint, "leaf_hash": leaf.to_string(),
+                "statement": statement_summary(&st),
                 "signature_checked": !operators.is_empty(), "proof": proof_json(&proof),
             });
             let human = format!(
-                "included: {} statement, leaf {leaf} at index {} of tree size {} (root {})\n",
+                "included: {} statement, leaf {leaf} at index {} of tree size {} (root {})\n{}",
                 st.type_line(),
                 proof.index,
                 c.size,
-                c.root
+                c.root,
+                hint_note(wrong_hint, &proof)
             );
             Ok(Report::ok(json, human))
         }
         Target::Leaf(leaf) => {
-            let proof = prove_leaf(a, &cp, leaf, index).await?;
+            let (proof, wrong_hint) = prove_leaf(a, &cp, leaf, index).await?;
             let json = json!({
                 "ok": true, "checkpoint_size": c.size.0, "root": c.root.to_hex(),
-                "index": proof.index, "leaf_hash": leaf.to_string(), "proof": proof_json(&proof),
+                "index": proof.index, "wrong_index_hint": wrong_hint, "leaf_hash": leaf.to_string(),
+                "proof": proof_json(&proof),
             });
             let human = format!(
-                "included: leaf {leaf} at index {} of tree size {} (root {})\n",
-                proof.index, c.size, c.root
+                "included: leaf {leaf} at index {} of tree size {} (root {})\n{}",
+                proof.index,
+                c.size,
+                c.root,
+                hint_note(wrong_hint, &proof)
             );
             Ok(Report::ok(json, human))
         }
@@ -345,7 +378,7 @@ async fn measurement_inclusion(
                     ),
                 });
             }
-            let proof = prove_leaf(a, cp, LeafHash::of_entry(bytes), Some(index)).await?;
+            let (proof, _) = prove_leaf(a, cp, LeafHash::of_entry(bytes), Some(index)).await?;
             if let Statement::Revoke(r) = &st {
                 revoked.push(format!("index {index}: {}", r.reason));
             }
@@ -359,21 +392,40 @@ async fn measurement_inclusion(
             }));
         }
     }
-    if !found.iter().any(|f| f["kind"] == "release") {
+    let released = found.iter().any(|f| f["kind"] == "release");
+    if !released && revoked.is_empty() {
         return Err(AuditError::NotIncluded {
             what: format!("measurement {m}"),
-            why: format!("no release for it in the tree of size {}", c.size),
+            why: format!(
+                "no release or revocation for it in the tree of size {}",
+                c.size
+            ),
         });
     }
-    let failed = (!revoked.is_empty())
-        .then(|| format!("measurement {m} is revoked: {}", revoked.join("; ")));
+    let failed = if !released {
+        // What was verified is still shown: the revocations are in the log.
+        Some(format!(
+            "no release for measurement {m} in the tree of size {}; its {} revocation(s) are \
+             included: {}",
+            c.size,
+            revoked.len(),
+            revoked.join("; ")
+        ))
+    } else {
+        (!revoked.is_empty()).then(|| format!("measurement {m} is revoked: {}", revoked.join("; ")))
+    };
     let json = json!({
         "ok": failed.is_none(), "checkpoint_size": c.size.0, "root": c.root.to_hex(),
-        "measurement": m, "entries": found, "revoked": !revoked.is_empty(),
+        "measurement": m, "entries": found, "released": released, "revoked": !revoked.is_empty(),
         "signature_checked": !operators.is_empty(),
     });
+    let what = if released {
+        "included"
+    } else {
+        "no release, only revocations"
+    };
     let human = format!(
-        "measurement {m}: included under tree size {} (root {})\n{human}",
+        "measurement {m}: {what} under tree size {} (root {})\n{human}",
         c.size, c.root
     );
     Ok(Report {
@@ -429,12 +481,14 @@ pub async fn consistency(a: &Auditor, args: ConsistencyArgs) -> Result<Report, A
         ConsistencyArgs::Checkpoints(x, y) => {
             let x = verify_checkpoint(&x, &a.trust.log)?;
             let y = verify_checkpoint(&y, &a.trust.log)?;
-            let (old, new): (SignedCheckpoint, SignedCheckpoint) =
-                if x.checkpoint.size <= y.checkpoint.size {
-                    (x, y)
-                } else {
-                    (y, x)
-                };
+            if x.checkpoint.size > y.checkpoint.size {
+                return Err(AuditError::Usage(format!(
+                    "--checkpoints OLD NEW: the first checkpoint (size {}) is newer than the \
+                     second (size {}); give the older one first",
+                    x.checkpoint.size, y.checkpoint.size
+                )));
+            }
+            let (old, new): (SignedCheckpoint, SignedCheckpoint) = (x, y);
             let (o, n) = (&old.checkpoint, &new.checkpoint);
             let proof = if o.size.0 > 0 && o.size < n.size {
                 Some(fetch::prove_consistency(&a.client, o.size.0, n.size.0, n.root).await?)

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::audit::{self, Auditor, ConsistencyArgs, Report, Target, Trust};
+use crate::error::Outcome;
 use crate::fetch::LogClient;
 use crate::measure::{self, MeasureInputs};
 use crate::monitor::{self, MonitorOptions};
@@ -15,19 +16,29 @@ use crate::publish::{self, ReleaseInput};
 use crate::state::StateDir;
 use crate::witness::{self, Witness};
 use crate::{AuditError, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use lucent_verifier::checkpoint::LogKey;
 use lucent_verifier::merkle::{Hash, LeafHash};
 use lucent_verifier::note::NoteVerifierKey;
 use lucent_verifier::trust::{TrustConfig, TrustSettings};
 
-const EXIT_CODES: &str = "Exit codes: 0 ok; 1 verification failed (bad signature, witness quorum not met, \
-split view, rollback, bad proof, corrupted tile, root mismatch, unsigned statement, measurement mismatch); \
-2 could not check (log unreachable, HTTP error, missing file, unreadable state); 64 usage.";
+/// The `--help` ending of a command: one real invocation.
+macro_rules! example {
+    ($command:literal) => {
+        concat!("Example:\n  ", $command)
+    };
+}
 
 /// Lucent transparency-log auditor: verify, follow, witness, measure and publish.
 #[derive(Parser, Debug)]
-#[command(name = "lucent-auditor", version, after_help = EXIT_CODES)]
+#[command(name = "lucent-auditor", version, after_help = concat!(
+    "Exit codes: 0 ok; 1 verification failed (bad signature, witness quorum not met, split view, \
+     rollback, bad proof, corrupted tile, root mismatch, unsigned statement, measurement \
+     mismatch) or the log refused a statement; 2 could not check (log unreachable, HTTP error, \
+     missing file, unreadable state); 64 usage.\n\n",
+    example!(r#"lucent-auditor checkpoint --log https://log.example.net --log-key "$LOG_KEY" \
+      --witness-key "$WITNESS_KEY""#)
+))]
 struct Cli {
     /// Print machine-readable JSON on standard output instead of text.
     #[arg(long, global = true)]
@@ -43,26 +54,58 @@ enum Command {
     /// Fetch the checkpoint, verify signature and witness quorum, check consistency with
     /// the last seen one (state directory) and update it. A split view prints both
     /// checkpoints and the failed proof.
+    #[command(after_help = example!(r#"lucent-auditor checkpoint --log https://log.example.net --log-key "$LOG_KEY" \
+      --witness-key "$WITNESS_KEY""#))]
     Checkpoint(LogArgs),
     /// Prove a statement file, a leaf hash or a measurement is in the log.
+    #[command(after_help = example!(r#"lucent-auditor inclusion --statement release.note --log https://log.example.net \
+      --log-key "$LOG_KEY" --witness-key "$WITNESS_KEY" --operator-key "$OPERATOR_KEY""#))]
     Inclusion(InclusionArgs),
     /// Prove two tree sizes, or two checkpoint files, consistent.
+    #[command(after_help = example!(r#"lucent-auditor consistency --checkpoints monday.checkpoint friday.checkpoint \
+      --log https://log.example.net --log-key "$LOG_KEY" --witness-key "$WITNESS_KEY""#))]
     Consistency(ConsistencyCmd),
     /// Follow the log from the last position: recompute the root, check every statement,
     /// list new releases, key configs and revocations. Resumable.
+    #[command(after_help = example!(r#"lucent-auditor monitor --log https://log.example.net --log-key "$LOG_KEY" \
+      --witness-key "$WITNESS_KEY" --operator-key "$OPERATOR_KEY""#))]
     Monitor(MonitorArgs),
     /// A C2SP tlog-witness server.
     #[command(subcommand)]
+    #[command(after_help = example!(r#"lucent-auditor witness serve --key witness.key --log-key "$LOG_KEY" \
+      --state-dir /var/lib/lucent-witness --listen 0.0.0.0:8090"#))]
     Witness(WitnessCmd),
     /// Compute the expected SEV-SNP launch measurement; optionally check a release statement.
+    #[command(after_help = example!(r#"lucent-auditor measure --ovmf OVMF.amdsev.fd --kernel vmlinuz --initrd initrd.img \
+      --append "console=ttyS0" --vcpus 4 --vcpu-type EPYC-Milan --release release.note"#))]
     Measure(MeasureArgs),
     /// Make an operator (statement) or witness (cosignature/v1) key.
+    #[command(after_help = example!(r#"lucent-auditor keygen --name operator.example.net --out operator.key"#))]
     Keygen(KeygenArgs),
     /// Build, sign and submit a statement.
     #[command(subcommand)]
+    #[command(after_help = example!(r#"lucent-auditor publish revoke --key operator.key --log https://log.example.net \
+      --measurement "$MEASUREMENT" --reason "firmware below the TCB floor""#))]
     Publish(PublishCmd),
     /// Check a CVM's attestation bundle offline and print each step's result.
+    #[command(after_help = example!(r#"lucent-auditor verify-bundle --bundle bundle.json --log-key "$LOG_KEY" \
+      --witness-key "$WITNESS_KEY" --operator-key "$OPERATOR_KEY""#))]
     VerifyBundle(VerifyBundleArgs),
+    /// Print a completion script for a shell on standard output.
+    #[command(after_help = example!(
+        "lucent-auditor completions bash > ~/.local/share/bash-completion/completions/lucent-auditor"
+    ))]
+    Completions {
+        /// The shell (bash, zsh, fish, elvish, powershell).
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages: lucent-auditor.1 and one per command.
+    #[command(after_help = example!(r#"lucent-auditor man --out-dir ~/.local/share/man/man1"#))]
+    Man {
+        /// Where to write them (created if missing).
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -143,7 +186,7 @@ struct MonitorArgs {
     /// Stop after about this many new entries (the next run resumes).
     #[arg(long)]
     max_entries: Option<u64>,
-    /// No progress bar.
+    /// No progress output (bar or lines) on standard error.
     #[arg(long)]
     no_progress: bool,
 }
@@ -151,6 +194,8 @@ struct MonitorArgs {
 #[derive(Subcommand, Debug)]
 enum WitnessCmd {
     /// Serve `POST /add-checkpoint`.
+    #[command(after_help = example!(r#"lucent-auditor witness serve --key witness.key --log-key "$LOG_KEY" \
+      --state-dir /var/lib/lucent-witness --listen 0.0.0.0:8090"#))]
     Serve(WitnessServeArgs),
 }
 
@@ -261,6 +306,10 @@ struct SubmitArgs {
 #[derive(Subcommand, Debug)]
 enum PublishCmd {
     /// A `release` statement; the SEV-SNP measurement is computed from the artifacts.
+    #[command(after_help = example!(r#"lucent-auditor publish release --key operator.key --log https://log.example.net \
+      --log-key "$LOG_KEY" --wait 30 --ovmf OVMF.amdsev.fd --kernel vmlinuz --initrd initrd.img \
+      --append "console=ttyS0" --vcpus 4 --version 1.4.0 --source https://git.example.net/lucent \
+      --commit "$COMMIT" --model "$WEIGHTS_SHA256" --not-after 1798761600"#))]
     Release {
         #[command(flatten)]
         submit: SubmitArgs,
@@ -292,6 +341,8 @@ enum PublishCmd {
         not_after: u64,
     },
     /// A `keyconfig` statement.
+    #[command(after_help = example!(r#"lucent-auditor publish keyconfig --key operator.key --log https://log.example.net \
+      --key-id 7 --config keyconfig.bin --not-before 1796083200 --not-after 1798761600"#))]
     Keyconfig {
         #[command(flatten)]
         submit: SubmitArgs,
@@ -309,6 +360,8 @@ enum PublishCmd {
         not_after: u64,
     },
     /// A `revoke` statement.
+    #[command(after_help = example!(r#"lucent-auditor publish revoke --key operator.key --log https://log.example.net \
+      --measurement "$MEASUREMENT" --reason "firmware below the TCB floor""#))]
     Revoke {
         #[command(flatten)]
         submit: SubmitArgs,
@@ -399,6 +452,38 @@ async fn verify_bundle(b: VerifyBundleArgs) -> Result<Report, AuditError> {
 async fn run(cli: Cli) -> Result<Report, AuditError> {
     match cli.command {
         Command::VerifyBundle(b) => verify_bundle(b).await,
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lucent-auditor", &mut script);
+            let script = String::from_utf8(script)
+                .map_err(|e| AuditError::Internal(format!("completion script: {e}")))?;
+            Ok(Report::ok(
+                serde_json::json!({"ok": true, "shell": shell.to_string(), "script": script}),
+                script,
+            ))
+        }
+        Command::Man { out_dir } => {
+            std::fs::create_dir_all(&out_dir).map_err(|e| AuditError::io(&out_dir, e))?;
+            clap_mangen::generate_to(Cli::command(), &out_dir)
+                .map_err(|e| AuditError::io(&out_dir, e))?;
+            let mut pages: Vec<String> = std::fs::read_dir(&out_dir)
+                .map_err(|e| AuditError::io(&out_dir, e))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("lucent-auditor") && n.ends_with(".1"))
+                .collect();
+            pages.sort();
+            let human = format!(
+                "wrote {} man pages to {}: {}\n",
+                pages.len(),
+                out_dir.display(),
+                pages.join(", ")
+            );
+            Ok(Report::ok(
+                serde_json::json!({"ok": true, "dir": out_dir, "pages": pages}),
+                human,
+            ))
+        }
         Command::Checkpoint(a) => {
             let cp = audit::check_checkpoint(&auditor(&a)?).await?;
             Ok(Report::ok(cp.to_json(), cp.to_human()))
@@ -441,7 +526,7 @@ async fn run(cli: Cli) -> Result<Report, AuditError> {
             let opts = MonitorOptions {
                 operators: trust_settings(&m.log.trust)?.operators,
                 concurrency: m.concurrency,
-                progress: !m.no_progress && !cli.json,
+                progress: !m.no_progress,
                 max_entries: m.max_entries,
                 ..MonitorOptions::default()
             };
@@ -645,13 +730,37 @@ pub fn main() -> ExitCode {
                     serde_json::to_string_pretty(&e.to_json()).unwrap_or_default()
                 );
             }
-            let class = match e.exit_code() {
-                EXIT_FAILED => "verification failed",
-                EXIT_USAGE => "usage",
-                _ => "could not check",
+            let class = match e.outcome() {
+                Outcome::Failed => "verification failed",
+                Outcome::Refused => "refused",
+                Outcome::Usage => "usage",
+                Outcome::CannotCheck => "could not check",
             };
             eprintln!("lucent-auditor: {class}: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command, however deep, ends its help with an example of itself.
+    #[test]
+    fn every_command_has_an_example_of_itself() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            let help = cmd
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let want = format!("Example:\n  {path}");
+            assert!(help.contains(&want), "{path}: {help:?}");
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        Cli::command().debug_assert();
+        walk(&Cli::command(), "lucent-auditor");
     }
 }

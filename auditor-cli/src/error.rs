@@ -38,6 +38,19 @@ pub enum AuditError {
         /// Start of the answer's body.
         body: String,
     },
+    /// The log refused what was submitted (a 4xx answer other than "already logged"): its
+    /// code and message say why; sending it again does not help.
+    #[error("the log refused it: HTTP {status} {code}: {message}")]
+    Refused {
+        /// Where it was sent.
+        url: String,
+        /// Status code.
+        status: u16,
+        /// The log's stable error code.
+        code: String,
+        /// The log's explanation.
+        message: String,
+    },
     /// An answer was larger than the limit for its kind.
     #[error("{url}: answer is larger than {limit} bytes")]
     TooLarge {
@@ -163,6 +176,8 @@ pub enum Outcome {
     CannotCheck,
     /// Bad command line.
     Usage,
+    /// The log refused a submission.
+    Refused,
 }
 
 impl AuditError {
@@ -177,6 +192,7 @@ impl AuditError {
             | StateCorrupt { .. }
             | Internal(_) => Outcome::CannotCheck,
             Usage(_) | Key { .. } => Outcome::Usage,
+            Refused { .. } => Outcome::Refused,
             TooLarge { .. }
             | Checkpoint(_)
             | LastSeen(_)
@@ -197,7 +213,7 @@ impl AuditError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self.outcome() {
-            Outcome::Failed => EXIT_FAILED,
+            Outcome::Failed | Outcome::Refused => EXIT_FAILED,
             Outcome::CannotCheck => EXIT_CANNOT_CHECK,
             Outcome::Usage => EXIT_USAGE,
         }
@@ -209,6 +225,7 @@ impl AuditError {
             Outcome::Failed => "verification_failed",
             Outcome::CannotCheck => "could_not_check",
             Outcome::Usage => "usage",
+            Outcome::Refused => "refused",
         }
     }
 
@@ -229,6 +246,17 @@ impl AuditError {
             "exit_code": self.exit_code(),
             "error": self.to_string(),
         });
+        if let AuditError::Refused {
+            status,
+            code,
+            message,
+            ..
+        } = self
+        {
+            v["status"] = serde_json::json!(status);
+            v["code"] = serde_json::json!(code);
+            v["message"] = serde_json::json!(message);
+        }
         if let Some(sv) = self.split_view() {
             v["evidence"] = serde_json::json!({
                 "reason": sv.reason.to_string(),

@@ -3,7 +3,7 @@
 //! checkpoint; this module only bounds sizes and parses framing.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,8 +55,13 @@ impl LogClient {
             return Err(AuditError::Usage(format!(
                 "log location {location:?}: want http(s):// or a directory"
             )));
-        } else {
+        } else if Path::new(location).is_dir() {
             Source::Dir(PathBuf::from(location))
+        } else {
+            return Err(AuditError::Usage(format!(
+                "--log {location:?} is neither an http(s):// URL nor a directory; for a log \
+                 server give its URL, for example --log http://{location}"
+            )));
         };
         Ok(LogClient { source })
     }

@@ -29,7 +29,7 @@ pub struct MonitorOptions {
     pub operators: Vec<NoteVerifierKey>,
     /// Entry bundles fetched at once.
     pub concurrency: usize,
-    /// Draw a progress bar on standard error (hidden when it is not a terminal).
+    /// Show progress on standard error: a bar on a terminal, plain periodic lines otherwise.
     pub progress: bool,
     /// Store a checked position every this many bundles.
     pub commit_every: u64,
@@ -45,6 +45,88 @@ impl Default for MonitorOptions {
             progress: false,
             commit_every: 64,
             max_entries: None,
+        }
+    }
+}
+
+/// Progress on standard error: a bar on a terminal, otherwise a plain line at the start,
+/// every [`Progress::LINE_EVERY`] and at the end (for logs of cron jobs and CI).
+enum Progress {
+    Off,
+    Bar(indicatif::ProgressBar),
+    Lines {
+        start: u64,
+        end: u64,
+        done: u64,
+        began: std::time::Instant,
+        last: std::time::Instant,
+    },
+}
+
+impl Progress {
+    const LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn new(enabled: bool, start: u64, end: u64) -> Self {
+        use std::io::IsTerminal as _;
+        if !enabled {
+            return Progress::Off;
+        }
+        if std::io::stderr().is_terminal() {
+            let b = indicatif::ProgressBar::new(end - start);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} entries ({per_sec}, eta {eta})",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            return Progress::Bar(b);
+        }
+        eprintln!(
+            "monitor: reading entries {start}..{end} ({} new)",
+            end - start
+        );
+        let now = std::time::Instant::now();
+        Progress::Lines {
+            start,
+            end,
+            done: 0,
+            began: now,
+            last: now,
+        }
+    }
+
+    fn inc(&mut self, n: u64) {
+        match self {
+            Progress::Off => {}
+            Progress::Bar(b) => b.inc(n),
+            Progress::Lines {
+                start,
+                end,
+                done,
+                began,
+                last,
+            } => {
+                *done += n;
+                if last.elapsed() >= Self::LINE_EVERY {
+                    *last = std::time::Instant::now();
+                    let total = (*end - *start).max(1);
+                    let rate = *done as f64 / began.elapsed().as_secs_f64().max(1e-3);
+                    eprintln!(
+                        "monitor: {done}/{total} entries ({:.1} %), {rate:.0} entries/s",
+                        *done as f64 * 100.0 / total as f64
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        match self {
+            Progress::Off => {}
+            Progress::Bar(b) => b.finish_and_clear(),
+            Progress::Lines { done, began, .. } => eprintln!(
+                "monitor: read {done} entries in {:.1} s",
+                began.elapsed().as_secs_f64()
+            ),
         }
     }
 }
@@ -140,18 +222,7 @@ pub async fn run(a: &Auditor, opts: &MonitorOptions) -> Result<Report, AuditErro
             .min(start.saturating_add(m).div_ceil(TILE_WIDTH) * TILE_WIDTH),
         None => c.size.0,
     };
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::new(end - start);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} entries ({per_sec}, eta {eta})",
-        ) {
-            b.set_style(style.progress_chars("=> "));
-        }
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-
+    let mut bar = Progress::new(opts.progress, start, end);
     let (mut releases, mut keyconfigs, mut revocations) = (
         Vec::<Value>::new(),
         Vec::<Value>::new(),
@@ -215,7 +286,7 @@ pub async fn run(a: &Auditor, opts: &MonitorOptions) -> Result<Report, AuditErro
             }
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     if range.size() == c.size.0 {
         let computed = range.root();
         if computed != c.root {

@@ -9,7 +9,7 @@ use lucent_verifier::checkpoint::{verify_checkpoint, LogKey};
 use lucent_verifier::cosignature::WitnessSigner;
 use lucent_verifier::log_api::{ErrorBody, SubmitAnswer};
 use lucent_verifier::merkle::LeafHash;
-use lucent_verifier::note::NoteSigner;
+use lucent_verifier::note::{KeyError, NoteSigner};
 use lucent_verifier::statement::{
     parse_unverified, KeyConfig, Measurement, Platform, Release, Revoke, Statement,
 };
@@ -35,24 +35,24 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), AuditError> {
         .map_err(|e| AuditError::io(path, e))
 }
 
+/// The error for a key name that a key cannot have.
+fn bad_name(name: &str) -> impl FnOnce(KeyError) -> AuditError + '_ {
+    move |source| AuditError::Key {
+        what: format!("name {name:?}"),
+        source,
+    }
+}
+
 /// Makes an operator (statement-signing) key; returns its verifier key text.
 pub fn keygen_operator(name: &str, out: &Path) -> Result<String, AuditError> {
-    let signer =
-        NoteSigner::generate(&mut rand_core::OsRng, name).map_err(|source| AuditError::Key {
-            what: format!("name {name:?}"),
-            source,
-        })?;
+    let signer = NoteSigner::generate(&mut rand_core::OsRng, name).map_err(bad_name(name))?;
     write_private(out, &format!("{}\n", signer.to_private_string()))?;
     Ok(signer.verifier_key().to_string())
 }
 
 /// Makes a witness (`cosignature/v1`) key; returns its verifier key text.
 pub fn keygen_witness(name: &str, out: &Path) -> Result<String, AuditError> {
-    let signer =
-        WitnessSigner::generate(&mut rand_core::OsRng, name).map_err(|source| AuditError::Key {
-            what: format!("name {name:?}"),
-            source,
-        })?;
+    let signer = WitnessSigner::generate(&mut rand_core::OsRng, name).map_err(bad_name(name))?;
     write_private(out, &witness::key_file_text(&signer))?;
     Ok(signer.witness_key().as_str().to_owned())
 }
@@ -235,46 +235,77 @@ pub async fn submit(
             let human = format!("already logged at index {at} (leaf {leaf})\n");
             return Ok(Report::ok(json, human));
         }
-        return Err(AuditError::Http {
+        return Err(AuditError::Refused {
             url,
             status,
-            body: v.to_string(),
+            code: err.error,
+            message: err.message,
         });
     }
     let answer: SubmitAnswer = serde_json::from_value(v.clone()).map_err(malformed)?;
     let index = answer.index;
     let mut human = format!("submitted: index {index}, leaf {leaf}\n");
-    let mut verified = false;
-    if let (Some(cp), Some(proof), Some(size)) =
-        (&answer.checkpoint, answer.proof(), answer.tree_size)
-    {
-        if let Some(log) = log {
-            let signed = verify_checkpoint(cp.as_bytes(), log)?;
-            let proof = proof?;
-            if signed.checkpoint.size.0 != size {
-                return Err(AuditError::NotIncluded {
-                    what: format!("leaf {leaf}"),
-                    why: format!(
-                        "proof is for size {size}, checkpoint is {}",
-                        signed.checkpoint.size
-                    ),
+    let mut json = json!({
+        "ok": true, "index": index, "leaf_hash": leaf.to_string(), "status": status,
+        "inclusion_verified": false, "log_answer": v,
+    });
+    match (log, &answer.checkpoint) {
+        (Some(log), Some(_)) => match verify_submitted(&answer, &leaf, log) {
+            Ok((size, root)) => {
+                json["inclusion_verified"] = json!(true);
+                human.push_str(&format!(
+                    "  included under the log-signed checkpoint of size {size} (root {root}): \
+                     proof verified\n"
+                ));
+            }
+            Err(e) => {
+                // The statement is logged whatever we think of the answer: say where, so
+                // that nobody publishes it again.
+                json["ok"] = json!(false);
+                json["verification_error"] = json!(e.to_string());
+                return Ok(Report {
+                    json,
+                    human,
+                    failed: Some(format!(
+                        "the statement is logged at index {index}, but the log's proof of it \
+                         did not verify: {e}"
+                    )),
                 });
             }
-            proof.verify(&leaf, &signed.checkpoint.root)?;
-            verified = true;
-            human.push_str(&format!(
-                "  included under the log-signed checkpoint of size {size} (root {}): proof verified\n",
-                signed.checkpoint.root
-            ));
-        } else {
-            human.push_str("  included (proof not checked: no --log-key given)\n");
-        }
-    } else if wait > 0 {
-        human.push_str("  not yet covered by a published checkpoint\n");
+        },
+        (None, Some(_)) => human.push_str("  included (proof not checked: no --log-key given)\n"),
+        (_, None) if wait > 0 => human.push_str("  not yet covered by a published checkpoint\n"),
+        (_, None) => {}
     }
-    let json = json!({
-        "ok": true, "index": index, "leaf_hash": leaf.to_string(), "status": status,
-        "inclusion_verified": verified, "log_answer": v,
-    });
     Ok(Report::ok(json, human))
+}
+
+/// Checks the checkpoint and inclusion proof a submission was answered with; the checkpoint's
+/// size and root.
+fn verify_submitted(
+    answer: &SubmitAnswer,
+    leaf: &LeafHash,
+    log: &LogKey,
+) -> Result<(u64, lucent_verifier::merkle::Hash), AuditError> {
+    let (Some(cp), Some(proof), Some(size)) =
+        (&answer.checkpoint, answer.proof(), answer.tree_size)
+    else {
+        return Err(AuditError::NotIncluded {
+            what: format!("leaf {leaf}"),
+            why: "the answer carries a checkpoint without a proof".into(),
+        });
+    };
+    let signed = verify_checkpoint(cp.as_bytes(), log)?;
+    let proof = proof?;
+    if signed.checkpoint.size.0 != size {
+        return Err(AuditError::NotIncluded {
+            what: format!("leaf {leaf}"),
+            why: format!(
+                "proof is for size {size}, checkpoint is {}",
+                signed.checkpoint.size
+            ),
+        });
+    }
+    proof.verify(leaf, &signed.checkpoint.root)?;
+    Ok((size, signed.checkpoint.root))
 }

@@ -161,8 +161,11 @@ pub enum TrustConfigError {
     /// No witness keys, and no explicit opt-out.
     #[error(
         "no witness keys: without witnesses a log can show each party its own history \
-         (a split view); give the witnesses' cosignature/v1 keys and a quorum \
-         (dangerous no_witnesses is for tests only)"
+         (a split view) and nobody would notice; name the witnesses that cosign this log's \
+         checkpoints (the log's operator lists them) by their cosignature/v1 keys with \
+         --witness-key KEY (repeatable; `witnesses` in a [trust] table) and how many must \
+         cosign with --witness-quorum N (`witness_quorum`); for tests and devnets only, \
+         --dangerous-no-witnesses (`no_witnesses` in [trust.dangerous]) checks without them"
     )]
     NoWitnesses,
     /// A quorum of 0 with witnesses configured, without the explicit opt-out.

@@ -317,6 +317,19 @@ pub fn start_witness(key_file: &Path, log_vkey: &str, state: &Path, listen: &str
     spawn_listening(cmd)
 }
 
+/// Runs `lucent-auditor keygen --name NAME --out FILE` (an operator key).
+pub fn keygen_operator(name: &str, file: &Path) -> Output {
+    auditor(&["keygen", "--name", name, "--out", file.to_str().unwrap()])
+}
+
+/// Makes a witness key `name` with the CLI and starts that witness for `log`, keeping its
+/// state in `dir/witness`; returns the witness and its verifier key.
+pub fn start_witness_for(dir: &Path, log: &LogSetup, name: &str) -> (Proc, String) {
+    let (wfile, wkey) = witness_key(dir, name);
+    let witness = start_witness(&wfile, &log.vkey(), &dir.join("witness"), "127.0.0.1:0");
+    (witness, wkey)
+}
+
 /// Makes a witness key with the CLI; returns (key file, verifier key).
 pub fn witness_key(dir: &Path, name: &str) -> (PathBuf, String) {
     let file = dir.join(format!("{name}.wkey"));
