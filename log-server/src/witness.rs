@@ -111,7 +111,7 @@ pub struct Publisher {
     pub(crate) witnesses: Vec<WitnessConfig>,
     /// Per-witness request timeout.
     pub(crate) timeout: Duration,
-    /// From [`witness_client`].
+    /// Built by `witness_client`.
     pub(crate) client: reqwest::Client,
     pub(crate) metrics: Metrics,
     pub(crate) mirror: Option<Mirror>,
