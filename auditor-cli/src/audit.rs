@@ -9,7 +9,9 @@ use lucent_verifier::checkpoint::{
 };
 use lucent_verifier::cosignature::WitnessPolicy;
 use lucent_verifier::last_seen::{check_update, LastSeenError, Update};
-use lucent_verifier::log_api::{InclusionAnswer, ReleasesAnswer};
+use lucent_verifier::log_api::{
+    AnswerError, InclusionAnswer, LookupAnswer as _, ReleasesAnswer, MAX_LOOKUP_PAGES,
+};
 use lucent_verifier::merkle::{InclusionProof, LeafHash};
 use lucent_verifier::note::NoteVerifierKey;
 use lucent_verifier::statement::{parse_unverified, verify_statement, Statement, StatementError};
@@ -333,6 +335,42 @@ pub async fn inclusion(
     }
 }
 
+/// Every page of the log's releases and revocations of `m`, checked to continue each other
+/// and to add up to the log's totals.
+async fn releases(a: &Auditor, m: &str) -> Result<ReleasesAnswer, AuditError> {
+    let path = format!("v1/releases/{m}");
+    let page = |path: String| async move {
+        let v = a.client.json(&path).await?;
+        serde_json::from_value::<ReleasesAnswer>(v).map_err(|e| AuditError::Fetch {
+            url: a.client.url(&path),
+            why: format!("malformed answer: {e}"),
+        })
+    };
+    let bad = |path: &str, e: AnswerError| AuditError::Fetch {
+        url: a.client.url(path),
+        why: format!("malformed answer: {e}"),
+    };
+    let mut answer = page(path.clone()).await?;
+    let mut pages = 1;
+    while let Some(before) = answer.next_before {
+        let next = format!("{path}?before={before}");
+        if pages == MAX_LOOKUP_PAGES {
+            return Err(bad(
+                &next,
+                AnswerError::Incomplete {
+                    got: answer.entries().count() as u64,
+                    total: answer.total(),
+                },
+            ));
+        }
+        let more = page(next.clone()).await?;
+        answer.append(more).map_err(|e| bad(&next, e))?;
+        pages += 1;
+    }
+    answer.check_complete().map_err(|e| bad(&path, e))?;
+    Ok(answer)
+}
+
 async fn measurement_inclusion(
     a: &Auditor,
     cp: &CheckedCheckpoint,
@@ -344,12 +382,7 @@ async fn measurement_inclusion(
         return Err(AuditError::Usage(format!("measurement {m:?} is not hex")));
     }
     let c = cp.witnessed.checkpoint().clone();
-    let url = a.client.url(&format!("v1/releases/{m}"));
-    let v = a.client.json(&format!("v1/releases/{m}")).await?;
-    let answer: ReleasesAnswer = serde_json::from_value(v).map_err(|e| AuditError::Fetch {
-        url,
-        why: format!("malformed answer: {e}"),
-    })?;
+    let answer = releases(a, &m).await?;
     let mut found = Vec::new();
     let mut human = String::new();
     let mut revoked = Vec::new();

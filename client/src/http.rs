@@ -278,7 +278,7 @@ impl Client {
         let answer = self.log.keyconfigs(key_id).await?;
         let size = cp.checkpoint.size.0;
         let mut seen_other = false;
-        for e in answer.keyconfigs.iter().rev() {
+        for e in &answer.keyconfigs {
             let bytes = &e.entry;
             let Ok(signed) = verify_statement(bytes, &self.config.trust.operators) else {
                 continue;

@@ -6,7 +6,8 @@
 //! broker's and services' other HTTP reads ([`read_limited`]).
 
 use lucent_verifier::log_api::{
-    ConsistencyAnswer, ErrorBody, InclusionAnswer, KeyConfigsAnswer, ReleasesAnswer,
+    ConsistencyAnswer, ErrorBody, InclusionAnswer, KeyConfigsAnswer, LookupAnswer, ReleasesAnswer,
+    LOOKUP_PAGE_BYTES, MAX_LOOKUP_PAGES,
 };
 use lucent_verifier::merkle::{ConsistencyProof, InclusionProof};
 use lucent_verifier::statement::Measurement;
@@ -14,6 +15,7 @@ use lucent_verifier::statement::Measurement;
 /// Largest answer read from the log: lookups list at most a bounded number of entries of at
 /// most 64 KiB each, and every other answer is far smaller.
 pub const MAX_LOG_ANSWER_BYTES: usize = 4 << 20;
+const _: () = assert!(LOOKUP_PAGE_BYTES * 3 / 2 < MAX_LOG_ANSWER_BYTES);
 
 /// Why an HTTP read failed.
 #[derive(Debug, thiserror::Error)]
@@ -224,18 +226,47 @@ impl LogClient {
         .await
     }
 
-    /// The releases and revocations logged for `measurement` (unverified entries).
+    /// The releases and revocations logged for `measurement`, every page, newest first
+    /// (unverified entries).
     pub async fn releases(&self, measurement: &Measurement) -> Result<ReleasesAnswer, FetchError> {
-        self.get_json(
+        self.lookup(
             "releases",
             &format!("/v1/releases/{}", measurement.to_hex()),
         )
         .await
     }
 
-    /// The key configs logged under `key_id` (unverified entries).
+    /// The key configs logged under `key_id`, every page, newest first (unverified entries).
     pub async fn keyconfigs(&self, key_id: u8) -> Result<KeyConfigsAnswer, FetchError> {
-        self.get_json("key configs", &format!("/v1/keyconfigs/{key_id}"))
+        self.lookup("key configs", &format!("/v1/keyconfigs/{key_id}"))
             .await
+    }
+
+    /// Every page of the lookup at `path`, joined; refused unless each page continues the
+    /// last and the entries add up to the log's totals.
+    async fn lookup<A: LookupAnswer>(
+        &self,
+        what: &'static str,
+        path: &str,
+    ) -> Result<A, FetchError> {
+        let mut all: A = self.get_json(what, path).await?;
+        let mut pages = 1;
+        while let Some(before) = all.next_before() {
+            let next_path = format!("{path}?before={before}");
+            if pages == MAX_LOOKUP_PAGES {
+                return Err(self.malformed(
+                    what,
+                    &next_path,
+                    format!("more than {MAX_LOOKUP_PAGES} pages"),
+                ));
+            }
+            let page: A = self.get_json(what, &next_path).await?;
+            all.append(page)
+                .map_err(|e| self.malformed(what, &next_path, e))?;
+            pages += 1;
+        }
+        all.check_complete()
+            .map_err(|e| self.malformed(what, path, e))?;
+        Ok(all)
     }
 }

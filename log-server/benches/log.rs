@@ -35,12 +35,7 @@ fn candidates(n: usize, salt: u64) -> Vec<Candidate> {
             let mut data =
                 format!("lucent/keyconfig/v1\nkey-id 1\nconfig {salt:016x}{i:016x}\n").into_bytes();
             data.resize(300, b'x');
-            Candidate {
-                leaf: LeafHash::of_entry(&data),
-                data,
-                kind: "keyconfig",
-                lookup: vec![1],
-            }
+            Candidate::new(data, "keyconfig", vec![1])
         })
         .collect()
 }

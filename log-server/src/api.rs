@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use lucent_verifier::log_api::{
     ConsistencyAnswer, Entry, Health, InclusionAnswer, KeyConfigsAnswer, LogInfo, ReleasesAnswer,
-    SubmitAnswer,
+    SubmitAnswer, LOOKUP_PAGE_BYTES, LOOKUP_PAGE_ENTRIES,
 };
 use lucent_verifier::merkle::LeafHash;
 use lucent_verifier::note::NoteVerifierKey;
@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::sequencer::{lookup_key, Placed, SequencerWatch, Submission};
-use crate::store::{Candidate, SharedStore};
+use crate::store::{Candidate, LookupPage, PageRequest, SharedStore};
 use crate::tree::{self, TilePath};
 
 pub use lucent_verifier::log_api::MAX_WAIT_SECONDS;
@@ -130,6 +130,12 @@ pub fn app(state: Arc<AppState>) -> Router {
                 message: "no such endpoint".into(),
             }
         })
+        // A method an endpoint does not take: the usual JSON error, not an empty 405.
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed {
+                method: method.to_string(),
+            }
+        })
         .with_state(state)
 }
 
@@ -220,18 +226,13 @@ async fn submit_inner(
         }
     }
     let bytes = read_body(headers, body).await?;
-    let signed = statement::verify_statement(&bytes, &st.operators)?;
-    let leaf = LeafHash::of_entry(&bytes);
-    if let Some(index) = st.store.find_leaf(leaf).await? {
+    let signed = statement::verify_log_entry(&bytes, &st.operators)?;
+    let (kind, lookup) = lookup_key(&signed.statement);
+    let candidate = Candidate::new(bytes.to_vec(), kind, lookup);
+    let (leaf, body) = (candidate.leaf, candidate.body);
+    if let Some((index, leaf)) = st.store.find_body(body).await? {
         return Err(ApiError::AlreadyLogged { index, leaf });
     }
-    let (kind, lookup) = lookup_key(&signed.statement);
-    let candidate = Candidate {
-        leaf,
-        data: bytes.to_vec(),
-        kind,
-        lookup,
-    };
     let placed = if *st.seq.leader.borrow() {
         let (reply, rx) = oneshot::channel();
         st.submit
@@ -245,10 +246,11 @@ async fn submit_inner(
         st.store.add_pending(candidate).await?;
         let deadline = Instant::now() + st.limits.follower_wait;
         loop {
-            if let Some(index) = st.store.find_leaf(leaf).await? {
+            if let Some((index, logged)) = st.store.find_body(body).await? {
+                // Another server may have sequenced another encoding of the statement.
                 break Placed {
                     index,
-                    duplicate: false,
+                    duplicate: logged != leaf,
                 };
             }
             if Instant::now() >= deadline {
@@ -258,9 +260,10 @@ async fn submit_inner(
         }
     };
     if placed.duplicate {
+        let logged = st.store.find_body(body).await?.map_or(leaf, |(_, l)| l);
         return Err(ApiError::AlreadyLogged {
             index: placed.index,
-            leaf,
+            leaf: logged,
         });
     }
     let mut answer = SubmitAnswer {
@@ -386,15 +389,21 @@ fn path_u64(p: Result<Path<String>, PathRejection>, what: &str) -> Result<u64, A
 
 async fn entry(State(st): St, p: Result<Path<String>, PathRejection>) -> AppResult {
     let index = path_u64(p, "index")?;
+    let not_found = || ApiError::NotFound {
+        code: "entry_not_found",
+        message: format!("no entry at index {index}"),
+    };
+    // Any index past the tree is simply absent, however large (the store's indexes are
+    // 63-bit).
+    if index >= st.store.tree_size().await? {
+        return Err(not_found());
+    }
     let e = st
         .store
         .entries(index, index.saturating_add(1))
         .await?
         .pop()
-        .ok_or_else(|| ApiError::NotFound {
-            code: "entry_not_found",
-            message: format!("no entry at index {index}"),
-        })?;
+        .ok_or_else(not_found)?;
     Ok(Json(Entry::new(index, e)).into_response())
 }
 
@@ -473,13 +482,37 @@ async fn consistency(
     .into_response())
 }
 
-fn entries(rows: Vec<(u64, Vec<u8>)>) -> Vec<Entry> {
-    rows.into_iter()
-        .map(|(index, e)| Entry::new(index, e))
+/// The page `?before=` asks for, within the contract's page bounds.
+fn page_request(
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<PageRequest, ApiError> {
+    let q = query_map(q)?;
+    if let Some(other) = q.keys().find(|k| k.as_str() != "before") {
+        return Err(ApiError::BadParameter(format!(
+            "unknown parameter {other:?}"
+        )));
+    }
+    Ok(PageRequest {
+        before: query_u64(&q, "before")?,
+        max_entries: LOOKUP_PAGE_ENTRIES,
+        max_bytes: LOOKUP_PAGE_BYTES,
+    })
+}
+
+/// The page's entries of `kind`, newest first.
+fn entries_of(page: &LookupPage, kind: &str) -> Vec<Entry> {
+    page.entries
+        .iter()
+        .filter(|(_, k, _)| k == kind)
+        .map(|(index, _, e)| Entry::new(*index, e.clone()))
         .collect()
 }
 
-async fn releases(State(st): St, p: Result<Path<String>, PathRejection>) -> AppResult {
+async fn releases(
+    State(st): St,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> AppResult {
     let Path(m) = p.map_err(|e| ApiError::BadParameter(e.body_text()))?;
     // A measurement is as long as one platform's (SEV-SNP 48 bytes, TDX 240): the lengths
     // come from the statement format, so every release the log holds can be looked up.
@@ -495,24 +528,38 @@ async fn releases(State(st): St, p: Result<Path<String>, PathRejection>) -> AppR
                 "measurement is not the hex of a 48-byte (SEV-SNP) or 240-byte (TDX) digest".into(),
             )
         })?;
-    let releases = st.store.lookup("release", bytes.clone()).await?;
-    let revocations = st.store.lookup("revoke", bytes).await?;
+    let page = st
+        .store
+        .lookup(&["release", "revoke"], bytes, page_request(q)?)
+        .await?;
     Ok(Json(ReleasesAnswer {
         measurement: m.to_ascii_lowercase(),
-        releases: entries(releases),
-        revocations: entries(revocations),
+        releases: entries_of(&page, "release"),
+        revocations: entries_of(&page, "revoke"),
+        total_releases: page.totals[0],
+        total_revocations: page.totals[1],
+        next_before: page.next_before,
     })
     .into_response())
 }
 
-async fn keyconfigs(State(st): St, p: Result<Path<String>, PathRejection>) -> AppResult {
+async fn keyconfigs(
+    State(st): St,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> AppResult {
     let id = path_u64(p, "key_id")?;
     let id = u8::try_from(id)
         .map_err(|_| ApiError::BadParameter(format!("key id {id} is not 0 to 255")))?;
-    let rows = st.store.lookup("keyconfig", vec![id]).await?;
+    let page = st
+        .store
+        .lookup(&["keyconfig"], vec![id], page_request(q)?)
+        .await?;
     Ok(Json(KeyConfigsAnswer {
         key_id: id,
-        keyconfigs: entries(rows),
+        keyconfigs: entries_of(&page, "keyconfig"),
+        total: page.totals[0],
+        next_before: page.next_before,
     })
     .into_response())
 }

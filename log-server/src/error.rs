@@ -36,6 +36,23 @@ pub enum ApiError {
     /// No signature by any allowed operator key.
     #[error("statement is not signed by an allowed operator key")]
     UnknownSigner,
+    /// A signature line by a key that is not an allowed operator's: a log entry carries
+    /// operator signatures only.
+    #[error("signature line by {name}+{id:08x}, which is not an allowed operator key; a log entry carries operator signatures only")]
+    ForeignSignature {
+        /// Key name.
+        name: String,
+        /// Key ID.
+        id: u32,
+    },
+    /// An operator key signs twice.
+    #[error("operator key {name}+{id:08x} signs more than once")]
+    DuplicateSignature {
+        /// Key name.
+        name: String,
+        /// Key ID.
+        id: u32,
+    },
     /// A signature by an allowed operator key does not verify.
     #[error("signature by operator key {name}+{id:08x} does not verify")]
     BadSignature {
@@ -69,6 +86,12 @@ pub enum ApiError {
         /// What was missing.
         message: String,
     },
+    /// The endpoint exists, but not for this method.
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed {
+        /// The method asked with.
+        method: String,
+    },
     /// Too many submissions per second.
     #[error("too many submissions; retry later")]
     RateLimited,
@@ -96,11 +119,16 @@ impl ApiError {
             }
             ApiError::UnknownSigner => (StatusCode::FORBIDDEN, "unknown_signer"),
             ApiError::BadSignature { .. } => (StatusCode::FORBIDDEN, "bad_signature"),
+            ApiError::ForeignSignature { .. } => (StatusCode::FORBIDDEN, "foreign_signature"),
+            ApiError::DuplicateSignature { .. } => (StatusCode::BAD_REQUEST, "duplicate_signature"),
             ApiError::AlreadyLogged { .. } => (StatusCode::CONFLICT, "already_logged"),
             ApiError::BadTilePath(_) => (StatusCode::BAD_REQUEST, "bad_tile_path"),
             ApiError::BadParameter(_) => (StatusCode::BAD_REQUEST, "bad_parameter"),
             ApiError::BadProofParameters(_) => (StatusCode::BAD_REQUEST, "bad_proof_parameters"),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            }
             ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotSequenced => (StatusCode::SERVICE_UNAVAILABLE, "not_sequenced_yet"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
@@ -117,6 +145,12 @@ impl From<StatementError> for ApiError {
                 ApiError::TooLarge { got, limit }
             }
             StatementError::Note(NoteError::NoKnownSignature) => ApiError::UnknownSigner,
+            StatementError::ForeignSignature { name, id } => {
+                ApiError::ForeignSignature { name, id }
+            }
+            StatementError::DuplicateSignature { name, id } => {
+                ApiError::DuplicateSignature { name, id }
+            }
             StatementError::Note(NoteError::BadSignature { name, id }) => {
                 ApiError::BadSignature { name, id }
             }

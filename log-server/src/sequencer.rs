@@ -283,17 +283,12 @@ impl Sequencer {
                 candidates.push(s.candidate);
                 replies.push(s.reply);
             }
-            for (leaf, data) in pending {
+            for (_, data) in pending {
                 // Verified by the server that queued it; parsed again only for lookups.
                 let (kind, lookup) = statement::parse_unverified(&data)
                     .map(|s| lookup_key(&s))
                     .unwrap_or(("other", Vec::new()));
-                candidates.push(Candidate {
-                    leaf,
-                    data,
-                    kind,
-                    lookup,
-                });
+                candidates.push(Candidate::new(data, kind, lookup));
             }
             let started = Instant::now();
             let mut result = self.commit(&mut frontier, &candidates).await;

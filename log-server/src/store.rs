@@ -13,6 +13,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use lucent_verifier::merkle::{Hash, LeafHash};
+use lucent_verifier::note::text_hash;
+use sha2::{Digest as _, Sha256};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Connection, Executor, Row};
@@ -77,12 +79,59 @@ pub enum Backend {
 pub struct Candidate {
     /// `LeafHash::of_entry(data)`.
     pub leaf: LeafHash,
+    /// What deduplication compares: the SHA-256 of the note's signed text
+    /// ([`lucent_verifier::note::text_hash`]), so a statement is logged once however it is
+    /// signed.
+    pub body: [u8; 32],
     /// The exact statement note bytes.
     pub data: Vec<u8>,
     /// Statement kind (`release`, `keyconfig`, `revoke`), for lookups.
     pub kind: &'static str,
     /// Lookup key: the measurement bytes, or the key-config id byte.
     pub lookup: Vec<u8>,
+}
+
+impl Candidate {
+    /// A candidate for the entry `data`. Bytes that are not a signed note (tests and
+    /// benchmarks store raw bytes) are deduplicated on their whole content.
+    pub fn new(data: Vec<u8>, kind: &'static str, lookup: Vec<u8>) -> Self {
+        let leaf = LeafHash::of_entry(&data);
+        let body = Self::body_of(&data);
+        Candidate {
+            leaf,
+            body,
+            data,
+            kind,
+            lookup,
+        }
+    }
+
+    /// The deduplication key of the entry `data` (see [`Candidate::body`]).
+    pub fn body_of(data: &[u8]) -> [u8; 32] {
+        text_hash(data).unwrap_or_else(|_| Sha256::digest(data).into())
+    }
+}
+
+/// Which page of a lookup to read.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    /// Only entries below this index (the previous page's `next_before`); `None`: the newest.
+    pub before: Option<u64>,
+    /// At most this many entries.
+    pub max_entries: usize,
+    /// At most this many entry bytes, except that a page always holds at least one entry.
+    pub max_bytes: usize,
+}
+
+/// One page of a lookup, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct LookupPage {
+    /// (index, kind, entry bytes), by index descending.
+    pub entries: Vec<(u64, String, Vec<u8>)>,
+    /// How many entries of each asked kind match, in all pages, in the order asked.
+    pub totals: Vec<u64>,
+    /// Where the next page starts (pass it as `before`); `None` on the last page.
+    pub next_before: Option<u64>,
 }
 
 /// What the sequencer computed for the new leaves of one batch, inside the transaction.
@@ -153,6 +202,8 @@ pub trait LogStore: Send + Sync + 'static {
     fn tree_size(&self) -> StoreFuture<'_, u64>;
     /// Index of the entry with this leaf hash, if logged.
     fn find_leaf(&self, leaf: LeafHash) -> StoreFuture<'_, Option<u64>>;
+    /// The index and leaf hash of the entry whose signed text hashes to `body`, if any.
+    fn find_body(&self, body: [u8; 32]) -> StoreFuture<'_, Option<(u64, LeafHash)>>;
     /// Entries `start..end` in order (fewer if the log is shorter).
     fn entries(&self, start: u64, end: u64) -> StoreFuture<'_, Vec<Vec<u8>>>;
     /// Stored hashes of tree level `level`, indexes `start..end`, in order.
@@ -173,8 +224,13 @@ pub trait LogStore: Send + Sync + 'static {
     ) -> StoreFuture<'_, ()>;
     /// Stores the cosigned note of a checkpoint and marks it published.
     fn publish_checkpoint(&self, size: u64, note: Vec<u8>) -> StoreFuture<'_, ()>;
-    /// Entries of `kind` whose lookup key is `key`: (index, bytes), oldest first, at most 1000.
-    fn lookup(&self, kind: &'static str, key: Vec<u8>) -> StoreFuture<'_, Vec<(u64, Vec<u8>)>>;
+    /// One page of the entries of the kinds `kinds` whose lookup key is `key`, newest first.
+    fn lookup(
+        &self,
+        kinds: &'static [&'static str],
+        key: Vec<u8>,
+        page: PageRequest,
+    ) -> StoreFuture<'_, LookupPage>;
     /// Records a submission for the sequencer (idempotent).
     fn add_pending(&self, candidate: Candidate) -> StoreFuture<'_, ()>;
     /// Up to `limit` pending submissions, oldest first.
@@ -210,20 +266,90 @@ pub struct SqlStore {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let sql = match backend {
-        Backend::Sqlite => include_str!("../../migrations/sqlite/0001_log.sql"),
-        Backend::Postgres => include_str!("../../migrations/postgres/0001_log.sql"),
+    let sql: [(&str, &str); 2] = match backend {
+        Backend::Sqlite => [
+            ("log", include_str!("../../migrations/sqlite/0001_log.sql")),
+            (
+                "body_hash",
+                include_str!("../../migrations/sqlite/0002_body_hash.sql"),
+            ),
+        ],
+        Backend::Postgres => [
+            (
+                "log",
+                include_str!("../../migrations/postgres/0001_log.sql"),
+            ),
+            (
+                "body_hash",
+                include_str!("../../migrations/postgres/0002_body_hash.sql"),
+            ),
+        ],
     };
+    let migrations = (1..)
+        .zip(sql)
+        .map(|(version, (name, sql))| {
+            Migration::new(
+                version,
+                Cow::Borrowed(name),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
+        })
+        .collect();
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("log"),
-            MigrationType::Simple,
-            Cow::Borrowed(sql),
-            false,
-        )]),
+        migrations: Cow::Owned(migrations),
         ..Migrator::DEFAULT
     }
+}
+
+/// Fills `body_hash` for entries stored before the column existed (a one-time upgrade).
+/// An old entry that repeats an earlier one's signed text keeps no body hash: both stay
+/// logged (a log never drops an entry), and the repeat is reported.
+async fn backfill_body_hashes(pool: &AnyPool) -> StoreResult<()> {
+    let mut after = -1i64;
+    let mut filled = 0u64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT idx, data FROM entries WHERE body_hash IS NULL AND idx > $1 \
+             ORDER BY idx LIMIT 1000",
+        )
+        .bind(after)
+        .fetch_all(pool)
+        .await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = last.try_get(0)?;
+        for row in &rows {
+            let idx: i64 = row.try_get(0)?;
+            let body = Candidate::body_of(&row.try_get::<Vec<u8>, _>(1)?);
+            let first = sqlx::query("SELECT idx FROM entries WHERE body_hash = $1")
+                .bind(body.to_vec())
+                .fetch_optional(pool)
+                .await?;
+            if let Some(first) = first {
+                let first: i64 = first.try_get(0)?;
+                tracing::warn!(
+                    index = idx,
+                    first = first,
+                    "entry repeats the signed text of an earlier entry (logged before \
+                     deduplication on the text)"
+                );
+                continue;
+            }
+            sqlx::query("UPDATE entries SET body_hash = $1 WHERE idx = $2")
+                .bind(body.to_vec())
+                .bind(idx)
+                .execute(pool)
+                .await?;
+            filled += 1;
+        }
+    }
+    if filled > 0 {
+        tracing::info!(entries = filled, "filled in the statement-text hashes");
+    }
+    Ok(())
 }
 
 fn to_i64(v: u64) -> StoreResult<i64> {
@@ -281,10 +407,10 @@ pub fn values_sql(backend: Backend, rows: usize, cols: usize) -> String {
 }
 
 /// `p1,p2,…,pn`, for an `IN (…)` list.
-/// `statement WHERE leaf_hash IN (…)` with a placeholder for each of `chunk`'s leaf hashes.
-fn where_leaf_hash_in(backend: Backend, statement: &str, chunk: &[Candidate]) -> String {
-    let mut s = format!("{statement} WHERE leaf_hash IN (");
-    for i in 1..=chunk.len() {
+/// `statement WHERE column IN (…)` with `n` placeholders.
+fn where_column_in(backend: Backend, statement: &str, column: &str, n: usize) -> String {
+    let mut s = format!("{statement} WHERE {column} IN (");
+    for i in 1..=n {
         if i > 1 {
             s.push(',');
         }
@@ -292,16 +418,6 @@ fn where_leaf_hash_in(backend: Backend, statement: &str, chunk: &[Candidate]) ->
     }
     s.push(')');
     s
-}
-
-/// The query `sql` (from [`where_leaf_hash_in`]) with `chunk`'s leaf hashes bound, in order.
-fn bind_leaf_hashes<'q>(
-    sql: &'q str,
-    chunk: &[Candidate],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    chunk
-        .iter()
-        .fold(sqlx::query(sql), |q, c| q.bind(c.leaf.0 .0.to_vec()))
 }
 
 fn checkpoint_row(row: &AnyRow) -> StoreResult<StoredCheckpoint> {
@@ -376,6 +492,7 @@ impl SqlStore {
             }
         };
         migrator(backend).run(&pool).await?;
+        backfill_body_hashes(&pool).await?;
         Ok(SqlStore {
             pool,
             backend,
@@ -415,25 +532,34 @@ impl SqlStore {
                 found: size,
             });
         }
-        // Which candidates are already logged, and duplicates within the batch.
+        // Which candidates are already logged (by signed text), and duplicates within the
+        // batch.
         let mut existing: std::collections::HashMap<[u8; 32], u64> =
             std::collections::HashMap::new();
         for chunk in candidates.chunks(INSERT_CHUNK) {
-            let sql = where_leaf_hash_in(self.backend, "SELECT leaf_hash, idx FROM entries", chunk);
-            for row in bind_leaf_hashes(&sql, chunk).fetch_all(&mut *tx).await? {
-                let leaf: Vec<u8> = row.try_get(0)?;
+            let sql = where_column_in(
+                self.backend,
+                "SELECT body_hash, idx FROM entries",
+                "body_hash",
+                chunk.len(),
+            );
+            let q = chunk
+                .iter()
+                .fold(sqlx::query(&sql), |q, c| q.bind(c.body.to_vec()));
+            for row in q.fetch_all(&mut *tx).await? {
+                let body: Vec<u8> = row.try_get(0)?;
                 let idx = to_u64(row.try_get(1)?)?;
-                existing.insert(hash_of(&leaf)?.0, idx);
+                existing.insert(hash_of(&body)?.0, idx);
             }
         }
         let mut placed = Vec::with_capacity(candidates.len());
         let mut new_rows: Vec<&Candidate> = Vec::new();
         let mut next = size;
         for c in candidates {
-            if let Some(&idx) = existing.get(&c.leaf.0 .0) {
+            if let Some(&idx) = existing.get(&c.body) {
                 placed.push((idx, true));
             } else {
-                existing.insert(c.leaf.0 .0, next);
+                existing.insert(c.body, next);
                 placed.push((next, false));
                 new_rows.push(c);
                 next += 1;
@@ -445,14 +571,15 @@ impl SqlStore {
             let mut idx = size;
             for chunk in new_rows.chunks(INSERT_CHUNK) {
                 let sql = format!(
-                    "INSERT INTO entries (idx, leaf_hash, data, kind, lookup) VALUES {}",
-                    values_sql(self.backend, chunk.len(), 5)
+                    "INSERT INTO entries (idx, leaf_hash, body_hash, data, kind, lookup) VALUES {}",
+                    values_sql(self.backend, chunk.len(), 6)
                 );
                 let mut q = sqlx::query(&sql);
                 for c in chunk {
                     q = q
                         .bind(to_i64(idx)?)
                         .bind(c.leaf.0 .0.to_vec())
+                        .bind(c.body.to_vec())
                         .bind(c.data.clone())
                         .bind(c.kind)
                         .bind(c.lookup.clone());
@@ -491,8 +618,17 @@ impl SqlStore {
                 .await?;
         }
         for chunk in candidates.chunks(INSERT_CHUNK) {
-            let sql = where_leaf_hash_in(self.backend, "DELETE FROM pending", chunk);
-            bind_leaf_hashes(&sql, chunk).execute(&mut *tx).await?;
+            let sql = where_column_in(
+                self.backend,
+                "DELETE FROM pending",
+                "leaf_hash",
+                chunk.len(),
+            );
+            chunk
+                .iter()
+                .fold(sqlx::query(&sql), |q, c| q.bind(c.leaf.0 .0.to_vec()))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(Integrated {
@@ -580,6 +716,22 @@ impl LogStore for SqlStore {
                 .fetch_one(&self.pool)
                 .await?;
             to_u64(row.try_get(0)?)
+        })
+    }
+
+    fn find_body(&self, body: [u8; 32]) -> StoreFuture<'_, Option<(u64, LeafHash)>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT idx, leaf_hash FROM entries WHERE body_hash = $1")
+                .bind(body.to_vec())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|r| {
+                Ok((
+                    to_u64(r.try_get(0)?)?,
+                    LeafHash(hash_of(&r.try_get::<Vec<u8>, _>(1)?)?),
+                ))
+            })
+            .transpose()
         })
     }
 
@@ -718,19 +870,62 @@ impl LogStore for SqlStore {
         })
     }
 
-    fn lookup(&self, kind: &'static str, key: Vec<u8>) -> StoreFuture<'_, Vec<(u64, Vec<u8>)>> {
+    fn lookup(
+        &self,
+        kinds: &'static [&'static str],
+        key: Vec<u8>,
+        page: PageRequest,
+    ) -> StoreFuture<'_, LookupPage> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT idx, data FROM entries WHERE kind = $1 AND lookup = $2 \
-                 ORDER BY idx LIMIT 1000",
-            )
-            .bind(kind)
-            .bind(key)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| Ok((to_u64(r.try_get(0)?)?, r.try_get::<Vec<u8>, _>(1)?)))
-                .collect()
+            let mut totals = Vec::with_capacity(kinds.len());
+            for kind in kinds {
+                let row =
+                    sqlx::query("SELECT COUNT(*) FROM entries WHERE kind = $1 AND lookup = $2")
+                        .bind(*kind)
+                        .bind(key.clone())
+                        .fetch_one(&self.pool)
+                        .await?;
+                totals.push(to_u64(row.try_get(0)?)?);
+            }
+            let sql = where_column_in(
+                self.backend,
+                "SELECT idx, kind, data FROM entries",
+                "kind",
+                kinds.len(),
+            );
+            let n = kinds.len();
+            let mut sql = format!("{sql} AND lookup = ");
+            placeholder(self.backend, n + 1, &mut sql);
+            sql.push_str(" AND idx < ");
+            placeholder(self.backend, n + 2, &mut sql);
+            sql.push_str(" ORDER BY idx DESC LIMIT ");
+            placeholder(self.backend, n + 3, &mut sql);
+            let rows = kinds
+                .iter()
+                .fold(sqlx::query(&sql), |q, k| q.bind(*k))
+                .bind(key)
+                .bind(page.before.map_or(Ok(i64::MAX), to_i64)?)
+                .bind(to_i64(page.max_entries as u64 + 1)?)
+                .fetch_all(&self.pool)
+                .await?;
+            let mut out = LookupPage {
+                totals,
+                ..LookupPage::default()
+            };
+            let mut bytes = 0usize;
+            for r in &rows {
+                let index = to_u64(r.try_get(0)?)?;
+                let data: Vec<u8> = r.try_get(2)?;
+                let full = out.entries.len() >= page.max_entries
+                    || (!out.entries.is_empty() && bytes + data.len() > page.max_bytes);
+                if full {
+                    out.next_before = out.entries.last().map(|(i, _, _)| *i);
+                    break;
+                }
+                bytes += data.len();
+                out.entries.push((index, r.try_get(1)?, data));
+            }
+            Ok(out)
         })
     }
 
@@ -821,4 +1016,147 @@ pub type SharedStore = Arc<dyn LogStore>;
 /// The default SQLite URL for a data directory.
 pub fn default_sqlite_url(data_dir: &Path) -> String {
     format!("sqlite://{}", data_dir.join("log.db").display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lucent_verifier::note::NoteSigner;
+
+    /// A database from before `body_hash` gets the column filled in at start-up. An old
+    /// entry that repeats an earlier entry's signed text keeps none and stays logged; a new
+    /// submission of that text is then found as the first one.
+    #[tokio::test]
+    async fn an_old_database_gets_its_text_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = default_sqlite_url(dir.path());
+        let a = NoteSigner::generate(&mut rand_core::OsRng, "a.example").unwrap();
+        let b = NoteSigner::generate(&mut rand_core::OsRng, "b.example").unwrap();
+        let x_by_a = a.sign(b"text x\n").unwrap();
+        let x_by_b = b.sign(b"text x\n").unwrap();
+        let y_by_a = a.sign(b"text y\n").unwrap();
+        {
+            sqlx::any::install_default_drivers();
+            let pool = AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&format!("{url}?mode=rwc"))
+                .await
+                .unwrap();
+            let mut old = migrator(Backend::Sqlite);
+            old.migrations = Cow::Owned(old.migrations[..1].to_vec());
+            old.run(&pool).await.unwrap();
+            for (idx, data) in [&x_by_a, &x_by_b, &y_by_a].into_iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO entries (idx, leaf_hash, data, kind, lookup) \
+                     VALUES ($1, $2, $3, 'other', $4)",
+                )
+                .bind(idx as i64)
+                .bind(LeafHash::of_entry(data).0 .0.to_vec())
+                .bind(data.clone())
+                .bind(Vec::<u8>::new())
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+        }
+        let store = SqlStore::connect(&url).await.unwrap();
+        let body = |note: &[u8]| text_hash(note).unwrap();
+        assert_eq!(
+            store.find_body(body(&x_by_a)).await.unwrap(),
+            Some((0, LeafHash::of_entry(&x_by_a)))
+        );
+        assert_eq!(body(&x_by_a), body(&x_by_b));
+        assert_eq!(
+            store.find_body(body(&y_by_a)).await.unwrap(),
+            Some((2, LeafHash::of_entry(&y_by_a)))
+        );
+        let unfilled: i64 = sqlx::query("SELECT COUNT(*) FROM entries WHERE body_hash IS NULL")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert_eq!(unfilled, 1);
+        // The repeat is still logged at its index.
+        assert_eq!(
+            store.find_leaf(LeafHash::of_entry(&x_by_b)).await.unwrap(),
+            Some(1)
+        );
+        // Starting again changes nothing.
+        drop(store);
+        let store = SqlStore::connect(&url).await.unwrap();
+        assert_eq!(
+            store.find_body(body(&x_by_b)).await.unwrap(),
+            Some((0, LeafHash::of_entry(&x_by_a)))
+        );
+    }
+
+    /// Lookup pages: newest first, bounded by entries and by bytes (but never empty), totals
+    /// over all pages, and a cursor that reaches the oldest entry exactly once.
+    #[tokio::test]
+    async fn lookup_pages_are_newest_first_and_bounded() {
+        let store = SqlStore::connect("sqlite::memory:").await.unwrap();
+        for idx in 0..10i64 {
+            // Entry 7 is large: it gets a page of its own.
+            let len = if idx == 7 { 500 } else { 100 };
+            let kind = if idx % 3 == 0 { "revoke" } else { "release" };
+            sqlx::query(
+                "INSERT INTO entries (idx, leaf_hash, body_hash, data, kind, lookup) \
+                 VALUES ($1, $2, $2, $3, $4, $5)",
+            )
+            .bind(idx)
+            .bind(vec![idx as u8; 32])
+            .bind(vec![b'x'; len])
+            .bind(kind)
+            .bind(vec![1u8])
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        let mut before = None;
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        loop {
+            let page = store
+                .lookup(
+                    &["release", "revoke"],
+                    vec![1],
+                    PageRequest {
+                        before,
+                        max_entries: 3,
+                        max_bytes: 250,
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(page.totals, vec![6, 4]);
+            sizes.push(page.entries.len());
+            seen.extend(page.entries.iter().map(|(i, _, _)| *i));
+            match page.next_before {
+                Some(b) => before = Some(b),
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..10).rev().collect::<Vec<u64>>());
+        // 9 8 | 7 | 6 5 | 4 3 | 2 1 | 0: two 100-byte entries fit in 250 bytes.
+        assert_eq!(sizes, vec![2, 1, 2, 2, 2, 1]);
+        // Another key, or a kind not asked for, is not counted.
+        let none = store
+            .lookup(
+                &["keyconfig"],
+                vec![1],
+                PageRequest {
+                    before: None,
+                    max_entries: 3,
+                    max_bytes: 250,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (none.entries.len(), none.totals, none.next_before),
+            (0, vec![0], None)
+        );
+    }
 }

@@ -204,12 +204,7 @@ mod tests {
             let candidates: Vec<Candidate> = (0..batch)
                 .map(|i| {
                     let data = format!("entry {}-{i}", range.size()).into_bytes();
-                    Candidate {
-                        leaf: LeafHash::of_entry(&data),
-                        data,
-                        kind: "other",
-                        lookup: Vec::new(),
-                    }
+                    Candidate::new(data, "other", Vec::new())
                 })
                 .collect();
             let current = range.clone();

@@ -163,13 +163,20 @@ impl Publisher {
         let Some(cp) = self.store.latest_checkpoint(false).await? else {
             return Ok(());
         };
+        // A tile that cannot be mirrored never holds up the checkpoint: it is published all
+        // the same, and the mirror (tiles, then its checkpoint) is retried on the next pass.
+        let mut mirror_complete = true;
         if let Some(m) = &self.mirror {
             if cp.size > *mirrored || cp.size == 0 {
                 for t in TilePath::changed(*mirrored, cp.size) {
-                    if let Some(data) = tree::read_tile(&*self.store, t, cp.size).await? {
-                        if let Err(e) = m.write(&t.path(), &data) {
-                            tracing::error!(error = %e, tile = %t.path(), "mirroring tile failed");
-                        }
+                    let written = match tree::read_tile(&*self.store, t, cp.size).await {
+                        Ok(Some(data)) => m.write(&t.path(), &data).map_err(|e| e.to_string()),
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(e) = written {
+                        tracing::error!(error = %e, tile = %t.path(), "mirroring tile failed");
+                        mirror_complete = false;
                     }
                 }
             }
@@ -181,7 +188,7 @@ impl Publisher {
             self.store.publish_checkpoint(cp.size, note.clone()).await?;
             note
         };
-        if let Some(m) = &self.mirror {
+        if let Some(m) = self.mirror.as_ref().filter(|_| mirror_complete) {
             if cp.size >= *mirrored {
                 if let Err(e) = m.write("checkpoint", &note) {
                     tracing::error!(error = %e, "mirroring checkpoint failed");

@@ -267,6 +267,12 @@ async fn bad_input(f: Fixture) {
     let not_a_statement = f.operator.sign(b"lucent/unknown/v1\nx y\n").unwrap();
     let mut truncated = statement(&f.operator, 3);
     truncated.truncate(truncated.len() - 5);
+    // The logged statement with one more signature line: by a stranger, or the operator's
+    // own line again. Neither may become a second entry.
+    let text = lucent_verifier::note::parse_unverified(&good).unwrap().0;
+    let line = |signer: &NoteSigner| signer.sign(&text).unwrap()[text.len() + 1..].to_vec();
+    let padded = [good.clone(), line(&stranger)].concat();
+    let doubled = [good.clone(), line(&f.operator)].concat();
 
     let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
         (
@@ -316,6 +322,18 @@ async fn bad_input(f: Fixture) {
             good.clone(),
             StatusCode::CONFLICT,
             "already_logged",
+        ),
+        (
+            "padded with a stranger's signature",
+            padded,
+            StatusCode::FORBIDDEN,
+            "foreign_signature",
+        ),
+        (
+            "operator line doubled",
+            doubled,
+            StatusCode::BAD_REQUEST,
+            "duplicate_signature",
         ),
     ];
     for (what, body, status, code) in cases {
@@ -399,6 +417,11 @@ async fn bad_input(f: Fixture) {
         ("/v1/proof/consistency?old=1&new=9", StatusCode::BAD_REQUEST, "bad_proof_parameters"),
         ("/v1/entries/1", StatusCode::NOT_FOUND, "entry_not_found"),
         ("/v1/entries/-1", StatusCode::BAD_REQUEST, "bad_parameter"),
+        ("/v1/entries/9223372036854775808", StatusCode::NOT_FOUND, "entry_not_found"),
+        ("/v1/entries/18446744073709551615", StatusCode::NOT_FOUND, "entry_not_found"),
+        ("/v1/entries/18446744073709551616", StatusCode::BAD_REQUEST, "bad_parameter"),
+        ("/v1/keyconfigs/1?before=x", StatusCode::BAD_REQUEST, "bad_parameter"),
+        ("/v1/keyconfigs/1?page=2", StatusCode::BAD_REQUEST, "bad_parameter"),
         ("/v1/releases/xyz", StatusCode::BAD_REQUEST, "bad_parameter"),
         ("/v1/keyconfigs/256", StatusCode::BAD_REQUEST, "bad_parameter"),
         ("/nope", StatusCode::NOT_FOUND, "no_such_endpoint"),
@@ -408,6 +431,16 @@ async fn bad_input(f: Fixture) {
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
         assert_eq!((s, v["error"].as_str()), (status, Some(code)), "{uri}");
     }
+    // A method an endpoint does not take: 405 with the JSON error.
+    let (s, b) = call(
+        &f,
+        Request::post("/checkpoint").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, json(&b)["error"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
     assert_eq!(snapshot(f.log.store()).await, before);
     f.log.shutdown().await;
 }

@@ -14,11 +14,17 @@
 //! | `GET /v1/entries/{index}` | [`Entry`] |
 //! | `GET /v1/proof/inclusion?index=I\|leaf_hash=H[&size=S]` | [`InclusionAnswer`] |
 //! | `GET /v1/proof/consistency?old=A[&new=B]` | [`ConsistencyAnswer`] |
-//! | `GET /v1/releases/{measurement hex}` | [`ReleasesAnswer`] |
-//! | `GET /v1/keyconfigs/{key id}` | [`KeyConfigsAnswer`] |
+//! | `GET /v1/releases/{measurement hex}[?before=I]` | [`ReleasesAnswer`], one page |
+//! | `GET /v1/keyconfigs/{key id}[?before=I]` | [`KeyConfigsAnswer`], one page |
 //! | `GET /v1/log` | [`LogInfo`] |
 //! | `GET /healthz` | [`Health`] |
 //! | any failure | [`ErrorBody`] with a stable `error` code |
+//!
+//! Lookups answer newest first, one page at a time: at most [`LOOKUP_PAGE_ENTRIES`] entries
+//! and [`LOOKUP_PAGE_BYTES`] of entry bytes (a page holds at least one entry, which is at most
+//! 65,535 bytes), with the totals over all pages and `next_before`, the `?before=` of the
+//! next page. A reader that must see everything (revocations) reads every page and checks
+//! the count against the totals; nobody can push the newest entries off the first page.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +34,12 @@ use crate::statement::{verify_statement, Measurement, SignedStatement, Statement
 
 /// Submission of a signed statement (the body is the statement's exact bytes).
 pub const STATEMENTS_PATH: &str = "/v1/statements";
+/// Most entries on one lookup page.
+pub const LOOKUP_PAGE_ENTRIES: usize = 256;
+/// Most entry bytes on one lookup page (base64 in JSON makes the answer about 4/3 of this).
+pub const LOOKUP_PAGE_BYTES: usize = 1 << 20;
+/// Most pages a reader reads of one lookup (about a million entries).
+pub const MAX_LOOKUP_PAGES: usize = 4096;
 /// Longest `?wait=` a submission may ask for, in seconds.
 pub const MAX_WAIT_SECONDS: u64 = 60;
 
@@ -166,6 +178,68 @@ pub enum AnswerError {
     /// The proof is malformed.
     #[error(transparent)]
     Proof(#[from] ProofError),
+    /// A lookup page does not continue the pages before it (an entry at or above the cursor,
+    /// or a cursor that does not go down).
+    #[error("lookup page after index {before}: {why}")]
+    PageOutOfOrder {
+        /// The cursor the page was asked with.
+        before: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// The pages hold fewer or more entries than the log counts.
+    #[error("the lookup's pages hold {got} entries, the log counts {total}")]
+    Incomplete {
+        /// Entries read.
+        got: u64,
+        /// Entries the log counts.
+        total: u64,
+    },
+}
+
+/// A paged lookup answer ([`ReleasesAnswer`], [`KeyConfigsAnswer`]): what a reader needs to
+/// read every page and know it has them all.
+pub trait LookupAnswer: serde::de::DeserializeOwned {
+    /// `?before=` of the next page, if there is one.
+    fn next_before(&self) -> Option<u64>;
+    /// Every entry of this page, in order.
+    fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_>;
+    /// The number of entries all pages hold together, as the log counts them.
+    fn total(&self) -> u64;
+    /// Appends `page`'s entries and takes its cursor (no checks; see [`LookupAnswer::append`]).
+    fn take(&mut self, page: Self);
+
+    /// Appends the page asked for with `?before=` this answer's cursor: every entry of it is
+    /// below the cursor, newest first, and its own cursor is lower still.
+    fn append(&mut self, page: Self) -> Result<(), AnswerError> {
+        let Some(before) = self.next_before() else {
+            return Err(AnswerError::PageOutOfOrder {
+                before: u64::MAX,
+                why: "there is no next page to append".into(),
+            });
+        };
+        let out_of_order = |why: String| AnswerError::PageOutOfOrder { before, why };
+        if let Some(e) = page.entries().find(|e| e.index >= before) {
+            return Err(out_of_order(format!("it holds entry {}", e.index)));
+        }
+        if let Some(next) = page.next_before().filter(|&n| n >= before) {
+            return Err(out_of_order(format!("its cursor {next} does not go down")));
+        }
+        self.take(page);
+        Ok(())
+    }
+
+    /// Checks that the pages read hold as many entries as the log counts.
+    fn check_complete(&self) -> Result<(), AnswerError> {
+        let got = self.entries().count() as u64;
+        if self.next_before().is_some() || got != self.total() {
+            return Err(AnswerError::Incomplete {
+                got,
+                total: self.total(),
+            });
+        }
+        Ok(())
+    }
 }
 
 fn same(asked: (u64, u64), got: (u64, u64)) -> Result<(), AnswerError> {
@@ -210,10 +284,17 @@ impl ConsistencyAnswer {
 pub struct ReleasesAnswer {
     /// The measurement, lowercase hex.
     pub measurement: String,
-    /// `release` entries.
+    /// `release` entries, newest first.
     pub releases: Vec<Entry>,
-    /// `revoke` entries.
+    /// `revoke` entries, newest first.
     pub revocations: Vec<Entry>,
+    /// `release` entries for the measurement in the whole log.
+    pub total_releases: u64,
+    /// `revoke` entries for the measurement in the whole log.
+    pub total_revocations: u64,
+    /// `?before=` of the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
 }
 
 impl ReleasesAnswer {
@@ -240,14 +321,17 @@ impl ReleasesAnswer {
         measurement: &Measurement,
         size: u64,
     ) -> Option<&Entry> {
-        self.releases.iter().rev().find(|e| {
-            e.index < size
-                && matches!(
-                    verify_statement(&e.entry, operators),
-                    Ok(SignedStatement { statement: Statement::Release(r), .. })
-                        if r.measurement == *measurement
-                )
-        })
+        self.releases
+            .iter()
+            .filter(|e| {
+                e.index < size
+                    && matches!(
+                        verify_statement(&e.entry, operators),
+                        Ok(SignedStatement { statement: Statement::Release(r), .. })
+                            if r.measurement == *measurement
+                    )
+            })
+            .max_by_key(|e| e.index)
     }
 }
 
@@ -256,8 +340,46 @@ impl ReleasesAnswer {
 pub struct KeyConfigsAnswer {
     /// The key id.
     pub key_id: u8,
-    /// `keyconfig` entries.
+    /// `keyconfig` entries, newest first.
     pub keyconfigs: Vec<Entry>,
+    /// `keyconfig` entries under the key id in the whole log.
+    pub total: u64,
+    /// `?before=` of the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
+}
+
+impl LookupAnswer for KeyConfigsAnswer {
+    fn next_before(&self) -> Option<u64> {
+        self.next_before
+    }
+    fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
+        Box::new(self.keyconfigs.iter())
+    }
+    fn total(&self) -> u64 {
+        self.total
+    }
+    fn take(&mut self, page: Self) {
+        self.keyconfigs.extend(page.keyconfigs);
+        self.next_before = page.next_before;
+    }
+}
+
+impl LookupAnswer for ReleasesAnswer {
+    fn next_before(&self) -> Option<u64> {
+        self.next_before
+    }
+    fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
+        Box::new(self.releases.iter().chain(&self.revocations))
+    }
+    fn total(&self) -> u64 {
+        self.total_releases.saturating_add(self.total_revocations)
+    }
+    fn take(&mut self, page: Self) {
+        self.releases.extend(page.releases);
+        self.revocations.extend(page.revocations);
+        self.next_before = page.next_before;
+    }
 }
 
 /// What the log says of itself.

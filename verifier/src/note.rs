@@ -338,6 +338,14 @@ pub fn parse_unverified(note: &[u8]) -> Result<(Vec<u8>, Vec<NoteSignature>), No
     Ok((text, sigs))
 }
 
+/// SHA-256 of a note's signed text (everything before its signature block): equal for every
+/// encoding of the same text, however many and whichever signatures follow.
+pub fn text_hash(note: &[u8]) -> Result<[u8; 32], NoteError> {
+    use sha2::{Digest as _, Sha256};
+    let (text, _) = parse_unverified(note)?;
+    Ok(Sha256::digest(&text).into())
+}
+
 /// An Ed25519 private key whose verifier key has the type byte `ALG`: [`NoteSigner`] (0x01)
 /// or [`crate::cosignature::WitnessSigner`] (0x04).
 #[derive(Clone)]

@@ -104,6 +104,24 @@ pub enum StatementError {
         /// End.
         not_after: u64,
     },
+    /// For the log: a signature line by a key that is not an allowed operator's. A log
+    /// entry carries operator signatures only, so nobody else can make a new entry of a
+    /// logged statement by adding a line.
+    #[error("signature line by {name}+{id:08x}, which is not an allowed operator key")]
+    ForeignSignature {
+        /// The line's key name.
+        name: String,
+        /// The line's key ID.
+        id: u32,
+    },
+    /// For the log: the same operator key signs twice.
+    #[error("operator key {name}+{id:08x} signs more than once")]
+    DuplicateSignature {
+        /// The key name.
+        name: String,
+        /// The key ID.
+        id: u32,
+    },
 }
 
 /// The TEE platform of a release.
@@ -419,6 +437,37 @@ pub fn verify_statement(
         bytes: note_bytes.to_vec(),
         signers: opened.verified.into_iter().map(|s| s.name).collect(),
     })
+}
+
+/// The log's submission rule: [`verify_statement`], and every signature line is by an allowed
+/// operator key, each key once. One statement then has few encodings, all an operator's own;
+/// the log also keeps each statement text once ([`crate::note::text_hash`]).
+pub fn verify_log_entry(
+    note_bytes: &[u8],
+    operators: &[NoteVerifierKey],
+) -> Result<SignedStatement, StatementError> {
+    let signed = verify_statement(note_bytes, operators)?;
+    let (_, lines) = note::parse_unverified(note_bytes)?;
+    let mut seen: Vec<(&str, u32)> = Vec::with_capacity(lines.len());
+    for line in &lines {
+        let known = operators
+            .iter()
+            .any(|k| k.name() == line.name && k.key_id() == line.id);
+        if !known {
+            return Err(StatementError::ForeignSignature {
+                name: line.name.clone(),
+                id: line.id,
+            });
+        }
+        if seen.contains(&(line.name.as_str(), line.id)) {
+            return Err(StatementError::DuplicateSignature {
+                name: line.name.clone(),
+                id: line.id,
+            });
+        }
+        seen.push((&line.name, line.id));
+    }
+    Ok(signed)
 }
 
 /// Parses a statement note without checking signatures (for display and for monitors that
