@@ -340,59 +340,40 @@ mod tests {
     }
 
     const SEV_GUEST: &str = "attester = \"sev-guest\"\n";
+
+    fn parse(text: impl AsRef<str>) -> Result<RuntimeConfig, ConfigError> {
+        RuntimeConfig::parse(Path::new("runtime.toml"), text.as_ref().as_bytes())
+    }
     const SIMULATED: &str = "attester = \"simulated\"\ndangerous_simulated_tee = true\n";
 
     #[test]
     fn a_configuration_without_witnesses_is_refused_unless_dangerous() {
         let with = witness();
-        let c = RuntimeConfig::parse(
-            Path::new("runtime.toml"),
-            text(&with, 1, SEV_GUEST).as_bytes(),
-        )
-        .unwrap();
+        let c = parse(text(&with, 1, SEV_GUEST)).unwrap();
         assert_eq!(c.trust.witnesses.quorum(), 1);
         assert!(!c.trust.snp.trusts_simulated_root());
 
-        let e = RuntimeConfig::parse(Path::new("runtime.toml"), text("", 0, SEV_GUEST).as_bytes())
-            .unwrap_err();
+        let e = parse(text("", 0, SEV_GUEST)).unwrap_err();
         assert!(
             matches!(e, ConfigError::Trust(TrustConfigError::NoWitnesses)),
             "{e:#}"
         );
         let dangerous = "[trust.dangerous]\nno_witnesses = true\n";
-        let c = RuntimeConfig::parse(
-            Path::new("runtime.toml"),
-            text_with("", 0, SEV_GUEST, dangerous).as_bytes(),
-        )
-        .unwrap();
+        let c = parse(text_with("", 0, SEV_GUEST, dangerous)).unwrap();
         assert_eq!(c.trust.witnesses.quorum(), 0);
         // A quorum the witness list cannot meet is an error, not a silent downgrade.
-        assert!(RuntimeConfig::parse(
-            Path::new("runtime.toml"),
-            text(&with, 2, SEV_GUEST).as_bytes()
-        )
-        .is_err());
-        assert!(RuntimeConfig::parse(
-            Path::new("runtime.toml"),
-            text_with("", 1, SEV_GUEST, dangerous).as_bytes()
-        )
-        .is_err());
+        assert!(parse(text(&with, 2, SEV_GUEST)).is_err());
+        assert!(parse(text_with("", 1, SEV_GUEST, dangerous)).is_err());
         // The dangerous setting outside `[trust.dangerous]` is an unknown field.
         let flat = format!("{SEV_GUEST}dangerous_no_witnesses = true\n");
-        assert!(
-            RuntimeConfig::parse(Path::new("runtime.toml"), text("", 0, &flat).as_bytes()).is_err()
-        );
+        assert!(parse(text("", 0, &flat)).is_err());
     }
 
     #[cfg(feature = "dangerous-simulated-tee")]
     #[test]
     fn the_simulated_tee_needs_its_dangerous_setting() {
         let with = witness();
-        let c = RuntimeConfig::parse(
-            Path::new("runtime.toml"),
-            text(&with, 1, SIMULATED).as_bytes(),
-        )
-        .unwrap();
+        let c = parse(text(&with, 1, SIMULATED)).unwrap();
         assert_eq!(c.file.attester, AttesterKind::Simulated);
         assert!(c.trust.snp.trusts_simulated_root());
         assert_eq!(
@@ -401,11 +382,7 @@ mod tests {
         );
         assert_eq!(c.attester().unwrap().name(), "simulated");
 
-        let e = RuntimeConfig::parse(
-            Path::new("runtime.toml"),
-            text(&with, 1, "attester = \"simulated\"\n").as_bytes(),
-        )
-        .unwrap_err();
+        let e = parse(text(&with, 1, "attester = \"simulated\"\n")).unwrap_err();
         assert!(
             e.to_string().contains("needs dangerous_simulated_tee"),
             "{e:#}"
@@ -421,20 +398,14 @@ mod tests {
             "attester = \"simulated\"\n",
             "attester = \"sev-guest\"\ndangerous_simulated_tee = true\n",
         ] {
-            let e =
-                RuntimeConfig::parse(Path::new("runtime.toml"), text(&with, 1, extra).as_bytes())
-                    .unwrap_err();
+            let e = parse(text(&with, 1, extra)).unwrap_err();
             assert!(
                 format!("{e:#}").contains("has no simulated TEE"),
                 "{extra}: {e:#}"
             );
         }
         // Unknown attesters are still unknown.
-        let e = RuntimeConfig::parse(
-            Path::new("runtime.toml"),
-            text(&with, 1, "attester = \"sgx\"\n").as_bytes(),
-        )
-        .unwrap_err();
+        let e = parse(text(&with, 1, "attester = \"sgx\"\n")).unwrap_err();
         assert!(format!("{e:#}").contains("unknown variant"), "{e:#}");
     }
 }

@@ -36,23 +36,11 @@ pub enum ApiError {
     /// No signature by any allowed operator key.
     #[error("statement is not signed by an allowed operator key")]
     UnknownSigner,
-    /// A signature line by a key that is not an allowed operator's: a log entry carries
-    /// operator signatures only.
-    #[error("signature line by {name}+{id:08x}, which is not an allowed operator key; a log entry carries operator signatures only")]
-    ForeignSignature {
-        /// Key name.
-        name: String,
-        /// Key ID.
-        id: u32,
-    },
-    /// An operator key signs twice.
-    #[error("operator key {name}+{id:08x} signs more than once")]
-    DuplicateSignature {
-        /// Key name.
-        name: String,
-        /// Key ID.
-        id: u32,
-    },
+    /// Signature lines a log entry may not carry: a key that is not an allowed operator's
+    /// ([`StatementError::ForeignSignature`]) or one key twice
+    /// ([`StatementError::DuplicateSignature`]).
+    #[error("{0}; a log entry carries each allowed operator's signature at most once")]
+    NotCanonical(StatementError),
     /// A signature by an allowed operator key does not verify.
     #[error("signature by operator key {name}+{id:08x} does not verify")]
     BadSignature {
@@ -119,8 +107,10 @@ impl ApiError {
             }
             ApiError::UnknownSigner => (StatusCode::FORBIDDEN, "unknown_signer"),
             ApiError::BadSignature { .. } => (StatusCode::FORBIDDEN, "bad_signature"),
-            ApiError::ForeignSignature { .. } => (StatusCode::FORBIDDEN, "foreign_signature"),
-            ApiError::DuplicateSignature { .. } => (StatusCode::BAD_REQUEST, "duplicate_signature"),
+            ApiError::NotCanonical(StatementError::ForeignSignature { .. }) => {
+                (StatusCode::FORBIDDEN, "foreign_signature")
+            }
+            ApiError::NotCanonical(_) => (StatusCode::BAD_REQUEST, "duplicate_signature"),
             ApiError::AlreadyLogged { .. } => (StatusCode::CONFLICT, "already_logged"),
             ApiError::BadTilePath(_) => (StatusCode::BAD_REQUEST, "bad_tile_path"),
             ApiError::BadParameter(_) => (StatusCode::BAD_REQUEST, "bad_parameter"),
@@ -145,12 +135,8 @@ impl From<StatementError> for ApiError {
                 ApiError::TooLarge { got, limit }
             }
             StatementError::Note(NoteError::NoKnownSignature) => ApiError::UnknownSigner,
-            StatementError::ForeignSignature { name, id } => {
-                ApiError::ForeignSignature { name, id }
-            }
-            StatementError::DuplicateSignature { name, id } => {
-                ApiError::DuplicateSignature { name, id }
-            }
+            e @ (StatementError::ForeignSignature { .. }
+            | StatementError::DuplicateSignature { .. }) => ApiError::NotCanonical(e),
             StatementError::Note(NoteError::BadSignature { name, id }) => {
                 ApiError::BadSignature { name, id }
             }

@@ -418,17 +418,23 @@ pub struct SignedStatement {
     pub signers: Vec<String>,
 }
 
+/// Refuses a note larger than [`MAX_STATEMENT_BYTES`].
+fn check_size(note_bytes: &[u8]) -> Result<(), StatementError> {
+    match note_bytes.len() {
+        got if got > MAX_STATEMENT_BYTES => Err(StatementError::TooLarge {
+            got,
+            limit: MAX_STATEMENT_BYTES,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Parses a statement note and checks that an operator key signed it.
 pub fn verify_statement(
     note_bytes: &[u8],
     operators: &[NoteVerifierKey],
 ) -> Result<SignedStatement, StatementError> {
-    if note_bytes.len() > MAX_STATEMENT_BYTES {
-        return Err(StatementError::TooLarge {
-            got: note_bytes.len(),
-            limit: MAX_STATEMENT_BYTES,
-        });
-    }
+    check_size(note_bytes)?;
     let keys: Vec<&dyn NoteKey> = operators.iter().map(|k| k as &dyn NoteKey).collect();
     let opened = note::open(note_bytes, &keys)?;
     let statement = parse_text(&opened.text)?;
@@ -473,12 +479,7 @@ pub fn verify_log_entry(
 /// Parses a statement note without checking signatures (for display and for monitors that
 /// collect unknown operators); the layout of the note is still checked.
 pub fn parse_unverified(note_bytes: &[u8]) -> Result<Statement, StatementError> {
-    if note_bytes.len() > MAX_STATEMENT_BYTES {
-        return Err(StatementError::TooLarge {
-            got: note_bytes.len(),
-            limit: MAX_STATEMENT_BYTES,
-        });
-    }
+    check_size(note_bytes)?;
     let (text, _) = note::parse_unverified(note_bytes)?;
     parse_text(&text)
 }
