@@ -101,6 +101,12 @@ pub enum TdxError {
         /// Hex TD attributes.
         attributes: String,
     },
+    /// The TD is migratable (attribute bit 29) and the policy does not allow it.
+    #[error("TD attributes {attributes} have MIGRATABLE set")]
+    Migratable {
+        /// Hex TD attributes.
+        attributes: String,
+    },
     /// A required TD field differs.
     #[error("{field} {got} differs from required {want}")]
     FieldMismatch {
@@ -177,6 +183,8 @@ pub struct TdxPolicy {
     pub allow_debug: bool,
     /// Require TD attribute SEPT_VE_DISABLE (bit 28).
     pub require_sept_ve_disable: bool,
+    /// Accept a migratable TD (attribute bit 29).
+    pub allow_migratable: bool,
     /// Required MRCONFIGID, if any.
     pub mr_config_id: Option<[u8; 48]>,
     /// Required MROWNER, if any.
@@ -196,6 +204,7 @@ impl Default for TdxPolicy {
             rejected_advisories: Vec::new(),
             allow_debug: false,
             require_sept_ve_disable: true,
+            allow_migratable: false,
             mr_config_id: None,
             mr_owner: None,
             mr_owner_config: None,
@@ -340,6 +349,25 @@ fn field_eq<const N: usize>(
     }
 }
 
+/// TD attributes (a little-endian u64): bit 0 DEBUG, bit 28 SEPT_VE_DISABLE, bit 29
+/// MIGRATABLE. A migratable TD can be moved to another platform by a migration TD, after
+/// which this quote no longer describes where it runs; it is refused unless the policy
+/// allows it.
+fn check_td_attributes(attributes: [u8; 8], policy: &TdxPolicy) -> Result<(), TdxError> {
+    let attrs = u64::from_le_bytes(attributes);
+    let hex = || hex::encode(attributes);
+    if attrs & 1 != 0 && !policy.allow_debug {
+        return Err(TdxError::DebugEnabled { attributes: hex() });
+    }
+    if policy.require_sept_ve_disable && attrs & (1 << 28) == 0 {
+        return Err(TdxError::SeptVeNotDisabled { attributes: hex() });
+    }
+    if attrs & (1 << 29) != 0 && !policy.allow_migratable {
+        return Err(TdxError::Migratable { attributes: hex() });
+    }
+    Ok(())
+}
+
 /// Verifies a TDX quote against the pinned Intel root with `collateral` at `now` (Unix
 /// seconds), then applies `policy`.
 pub fn verify_tdx(
@@ -373,18 +401,7 @@ pub fn verify_tdx(
     {
         return Err(TdxError::AdvisoryRejected { id: id.clone() });
     }
-    // TD attributes: bit 0 DEBUG, bit 28 SEPT_VE_DISABLE (little-endian u64).
-    let attrs = u64::from_le_bytes(td.td_attributes);
-    if attrs & 1 != 0 && !policy.allow_debug {
-        return Err(TdxError::DebugEnabled {
-            attributes: hex::encode(td.td_attributes),
-        });
-    }
-    if policy.require_sept_ve_disable && attrs & (1 << 28) == 0 {
-        return Err(TdxError::SeptVeNotDisabled {
-            attributes: hex::encode(td.td_attributes),
-        });
-    }
+    check_td_attributes(td.td_attributes, policy)?;
     field_eq("MRCONFIGID", &td.mr_config_id, &policy.mr_config_id)?;
     field_eq("MROWNER", &td.mr_owner, &policy.mr_owner)?;
     field_eq(
@@ -410,4 +427,34 @@ pub fn verify_tdx(
         mr_owner_config: td.mr_owner_config,
         tee_tcb_svn: td.tee_tcb_svn,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn td_attributes_debug_sept_ve_and_migratable() {
+        let attrs = |bits: &[u32]| bits.iter().fold(0u64, |a, b| a | 1 << b).to_le_bytes();
+        let policy = TdxPolicy::default();
+        assert!(check_td_attributes(attrs(&[28]), &policy).is_ok());
+        assert!(matches!(
+            check_td_attributes(attrs(&[0, 28]), &policy),
+            Err(TdxError::DebugEnabled { .. })
+        ));
+        assert!(matches!(
+            check_td_attributes(attrs(&[]), &policy),
+            Err(TdxError::SeptVeNotDisabled { .. })
+        ));
+        let e = check_td_attributes(attrs(&[28, 29]), &policy).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "TD attributes 0000003000000000 have MIGRATABLE set"
+        );
+        let allowing = TdxPolicy {
+            allow_migratable: true,
+            ..TdxPolicy::default()
+        };
+        assert!(check_td_attributes(attrs(&[28, 29]), &allowing).is_ok());
+    }
 }
