@@ -10,7 +10,7 @@ use lucent_verifier::checkpoint::{
 use lucent_verifier::cosignature::WitnessPolicy;
 use lucent_verifier::last_seen::{check_update, LastSeenError, Update};
 use lucent_verifier::log_api::{
-    AnswerError, InclusionAnswer, LookupAnswer as _, ReleasesAnswer, MAX_LOOKUP_PAGES,
+    page_path, read_all_pages, InclusionAnswer, PagesError, ReleasesAnswer,
 };
 use lucent_verifier::merkle::{InclusionProof, LeafHash};
 use lucent_verifier::note::NoteVerifierKey;
@@ -339,36 +339,22 @@ pub async fn inclusion(
 /// and to add up to the log's totals.
 async fn releases(a: &Auditor, m: &str) -> Result<ReleasesAnswer, AuditError> {
     let path = format!("v1/releases/{m}");
-    let page = |path: String| async move {
-        let v = a.client.json(&path).await?;
-        serde_json::from_value::<ReleasesAnswer>(v).map_err(|e| AuditError::Fetch {
-            url: a.client.url(&path),
-            why: format!("malformed answer: {e}"),
-        })
-    };
-    let bad = |path: &str, e: AnswerError| AuditError::Fetch {
+    let malformed = |path: &str, why: String| AuditError::Fetch {
         url: a.client.url(path),
-        why: format!("malformed answer: {e}"),
+        why: format!("malformed answer: {why}"),
     };
-    let mut answer = page(path.clone()).await?;
-    let mut pages = 1;
-    while let Some(before) = answer.next_before {
-        let next = format!("{path}?before={before}");
-        if pages == MAX_LOOKUP_PAGES {
-            return Err(bad(
-                &next,
-                AnswerError::Incomplete {
-                    got: answer.entries().count() as u64,
-                    total: answer.total(),
-                },
-            ));
+    read_all_pages(|before| {
+        let page = page_path(&path, before);
+        async move {
+            let v = a.client.json(&page).await?;
+            serde_json::from_value::<ReleasesAnswer>(v).map_err(|e| malformed(&page, e.to_string()))
         }
-        let more = page(next.clone()).await?;
-        answer.append(more).map_err(|e| bad(&next, e))?;
-        pages += 1;
-    }
-    answer.check_complete().map_err(|e| bad(&path, e))?;
-    Ok(answer)
+    })
+    .await
+    .map_err(|e| match e {
+        PagesError::Fetch(e) => e,
+        PagesError::Answer(e) => malformed(&path, e.to_string()),
+    })
 }
 
 async fn measurement_inclusion(

@@ -6,8 +6,8 @@
 //! broker's and services' other HTTP reads ([`read_limited`]).
 
 use lucent_verifier::log_api::{
-    ConsistencyAnswer, ErrorBody, InclusionAnswer, KeyConfigsAnswer, LookupAnswer, ReleasesAnswer,
-    LOOKUP_PAGE_BYTES, MAX_LOOKUP_PAGES,
+    page_path, read_all_pages, ConsistencyAnswer, ErrorBody, InclusionAnswer, KeyConfigsAnswer,
+    LookupAnswer, PagesError, ReleasesAnswer, LOOKUP_PAGE_BYTES,
 };
 use lucent_verifier::merkle::{ConsistencyProof, InclusionProof};
 use lucent_verifier::statement::Measurement;
@@ -249,24 +249,14 @@ impl LogClient {
         what: &'static str,
         path: &str,
     ) -> Result<A, FetchError> {
-        let mut all: A = self.get_json(what, path).await?;
-        let mut pages = 1;
-        while let Some(before) = all.next_before() {
-            let next_path = format!("{path}?before={before}");
-            if pages == MAX_LOOKUP_PAGES {
-                return Err(self.malformed(
-                    what,
-                    &next_path,
-                    format!("more than {MAX_LOOKUP_PAGES} pages"),
-                ));
-            }
-            let page: A = self.get_json(what, &next_path).await?;
-            all.append(page)
-                .map_err(|e| self.malformed(what, &next_path, e))?;
-            pages += 1;
-        }
-        all.check_complete()
-            .map_err(|e| self.malformed(what, path, e))?;
-        Ok(all)
+        read_all_pages(|before| {
+            let page = page_path(path, before);
+            async move { self.get_json(what, &page).await }
+        })
+        .await
+        .map_err(|e| match e {
+            PagesError::Fetch(e) => e,
+            PagesError::Answer(e) => self.malformed(what, path, e),
+        })
     }
 }

@@ -187,6 +187,12 @@ pub enum AnswerError {
         /// What is wrong.
         why: String,
     },
+    /// More pages than a reader reads ([`MAX_LOOKUP_PAGES`]).
+    #[error("the lookup has more than {limit} pages")]
+    TooManyPages {
+        /// The page limit.
+        limit: usize,
+    },
     /// The pages hold fewer or more entries than the log counts.
     #[error("the lookup's pages hold {got} entries, the log counts {total}")]
     Incomplete {
@@ -204,8 +210,8 @@ pub trait LookupAnswer: serde::de::DeserializeOwned {
     fn next_before(&self) -> Option<u64>;
     /// Every entry of this page, in order.
     fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_>;
-    /// The number of entries all pages hold together, as the log counts them.
-    fn total(&self) -> u64;
+    /// For each kind of entry the answer lists: (entries here, entries the log counts).
+    fn counts(&self) -> Vec<(u64, u64)>;
     /// Appends `page`'s entries and takes its cursor (no checks; see [`LookupAnswer::append`]).
     fn take(&mut self, page: Self);
 
@@ -229,16 +235,59 @@ pub trait LookupAnswer: serde::de::DeserializeOwned {
         Ok(())
     }
 
-    /// Checks that the pages read hold as many entries as the log counts.
+    /// Checks that the pages read hold, kind by kind, as many entries as the log counts.
     fn check_complete(&self) -> Result<(), AnswerError> {
-        let got = self.entries().count() as u64;
-        if self.next_before().is_some() || got != self.total() {
+        let counts = self.counts();
+        if self.next_before().is_some() || counts.iter().any(|(got, total)| got != total) {
             return Err(AnswerError::Incomplete {
-                got,
-                total: self.total(),
+                got: counts.iter().map(|c| c.0).sum(),
+                total: counts.iter().map(|c| c.1).sum(),
             });
         }
         Ok(())
+    }
+}
+
+/// Why [`read_all_pages`] stopped.
+#[derive(Debug)]
+pub enum PagesError<E> {
+    /// Fetching a page failed.
+    Fetch(E),
+    /// The pages do not join, are too many, or do not add up to the totals.
+    Answer(AnswerError),
+}
+
+/// Reads every page of a lookup, the one way every reader does: `fetch(None)` for the first
+/// page and `fetch(Some(before))` for each next one, joined with [`LookupAnswer::append`],
+/// at most [`MAX_LOOKUP_PAGES`] pages, then checked with [`LookupAnswer::check_complete`].
+pub async fn read_all_pages<A, E, Fut>(
+    mut fetch: impl FnMut(Option<u64>) -> Fut,
+) -> Result<A, PagesError<E>>
+where
+    A: LookupAnswer,
+    Fut: std::future::Future<Output = Result<A, E>>,
+{
+    let mut all = fetch(None).await.map_err(PagesError::Fetch)?;
+    let mut pages = 1;
+    while let Some(before) = all.next_before() {
+        if pages == MAX_LOOKUP_PAGES {
+            return Err(PagesError::Answer(AnswerError::TooManyPages {
+                limit: MAX_LOOKUP_PAGES,
+            }));
+        }
+        let page = fetch(Some(before)).await.map_err(PagesError::Fetch)?;
+        all.append(page).map_err(PagesError::Answer)?;
+        pages += 1;
+    }
+    all.check_complete().map_err(PagesError::Answer)?;
+    Ok(all)
+}
+
+/// The path of a lookup page: `path` itself, or with `?before=` the previous page's cursor.
+pub fn page_path(path: &str, before: Option<u64>) -> String {
+    match before {
+        None => path.to_owned(),
+        Some(b) => format!("{path}?before={b}"),
     }
 }
 
@@ -356,8 +405,8 @@ impl LookupAnswer for KeyConfigsAnswer {
     fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
         Box::new(self.keyconfigs.iter())
     }
-    fn total(&self) -> u64 {
-        self.total
+    fn counts(&self) -> Vec<(u64, u64)> {
+        vec![(self.keyconfigs.len() as u64, self.total)]
     }
     fn take(&mut self, page: Self) {
         self.keyconfigs.extend(page.keyconfigs);
@@ -372,8 +421,11 @@ impl LookupAnswer for ReleasesAnswer {
     fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
         Box::new(self.releases.iter().chain(&self.revocations))
     }
-    fn total(&self) -> u64 {
-        self.total_releases.saturating_add(self.total_revocations)
+    fn counts(&self) -> Vec<(u64, u64)> {
+        vec![
+            (self.releases.len() as u64, self.total_releases),
+            (self.revocations.len() as u64, self.total_revocations),
+        ]
     }
     fn take(&mut self, page: Self) {
         self.releases.extend(page.releases);
@@ -628,5 +680,103 @@ mod tests {
         );
         let back: ErrorBody = serde_json::from_value(v).unwrap();
         assert_eq!(back, body);
+    }
+
+    /// Runs a future that never waits (the fetches below answer at once).
+    fn ready<T>(f: impl std::future::Future<Output = T>) -> T {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the fetch waited"),
+        }
+    }
+
+    fn releases_page(
+        releases: &[u64],
+        revocations: &[u64],
+        totals: (u64, u64),
+        next_before: Option<u64>,
+    ) -> ReleasesAnswer {
+        let entries = |ix: &[u64]| ix.iter().map(|&i| Entry::new(i, vec![i as u8])).collect();
+        ReleasesAnswer {
+            measurement: "ab".into(),
+            releases: entries(releases),
+            revocations: entries(revocations),
+            total_releases: totals.0,
+            total_revocations: totals.1,
+            next_before,
+        }
+    }
+
+    #[test]
+    fn every_page_is_read_and_counted_kind_by_kind() {
+        // Two pages: entries 9, 7 (release) and 8 (revoke), then 2 (revoke).
+        let pages = |first: ReleasesAnswer, second: ReleasesAnswer| {
+            let mut asked = Vec::new();
+            let got = ready(read_all_pages(|before| {
+                asked.push(before);
+                let page = if before.is_none() {
+                    first.clone()
+                } else {
+                    second.clone()
+                };
+                async move { Ok::<_, ()>(page) }
+            }));
+            (got, asked)
+        };
+        let (got, asked) = pages(
+            releases_page(&[9, 7], &[8], (2, 2), Some(7)),
+            releases_page(&[], &[2], (2, 2), None),
+        );
+        assert_eq!(asked, vec![None, Some(7)]);
+        let all = got.unwrap();
+        assert_eq!(
+            all.revocations.iter().map(|e| e.index).collect::<Vec<_>>(),
+            [8, 2]
+        );
+
+        // The same number of entries, but a revocation counted as a release: incomplete.
+        let (got, _) = pages(
+            releases_page(&[9, 7], &[8], (3, 1), Some(7)),
+            releases_page(&[], &[2], (3, 1), None),
+        );
+        assert!(matches!(
+            got,
+            Err(PagesError::Answer(AnswerError::Incomplete {
+                got: 4,
+                total: 4
+            }))
+        ));
+        // A page that does not go below the cursor.
+        let (got, _) = pages(
+            releases_page(&[9, 7], &[8], (2, 2), Some(7)),
+            releases_page(&[], &[7], (2, 2), None),
+        );
+        assert!(matches!(
+            got,
+            Err(PagesError::Answer(AnswerError::PageOutOfOrder {
+                before: 7,
+                ..
+            }))
+        ));
+        // A log that never stops paging is cut off.
+        let mut n = 0u64;
+        let got = ready(read_all_pages(|_| {
+            n += 1;
+            let page = releases_page(&[], &[], (0, 0), Some(u64::MAX - n));
+            async move { Ok::<_, ()>(page) }
+        }));
+        assert!(matches!(
+            got,
+            Err(PagesError::Answer(AnswerError::TooManyPages {
+                limit: MAX_LOOKUP_PAGES
+            }))
+        ));
+        // A fetch failure is passed through as it is.
+        let got = ready(read_all_pages::<ReleasesAnswer, _, _>(|_| async {
+            Err("down")
+        }));
+        assert!(matches!(got, Err(PagesError::Fetch("down"))));
     }
 }
