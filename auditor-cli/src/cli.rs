@@ -309,7 +309,7 @@ enum PublishCmd {
     #[command(after_help = example!(r#"lucent-auditor publish release --key operator.key --log https://log.example.net \
       --log-key "$LOG_KEY" --wait 30 --ovmf OVMF.amdsev.fd --kernel vmlinuz --initrd initrd.img \
       --append "console=ttyS0" --vcpus 4 --version 1.4.0 --source https://git.example.net/lucent \
-      --commit "$COMMIT" --model "$WEIGHTS_SHA256" --not-after 1798761600"#))]
+      --commit "$COMMIT" --model "$WEIGHTS_SHA256" --not-after +30d"#))]
     Release {
         #[command(flatten)]
         submit: SubmitArgs,
@@ -336,9 +336,10 @@ enum PublishCmd {
         /// Minimum TCB (hex; SEV-SNP 8 bytes, TDX 16 bytes). Default: all zero.
         #[arg(long)]
         min_tcb: Option<String>,
-        /// Not valid after (Unix seconds).
+        /// Not valid after: Unix seconds, or +<n>d / +<n>h / +<n>s from now; at most 30 days
+        /// from now (verifiers refuse longer-lived releases).
         #[arg(long)]
-        not_after: u64,
+        not_after: String,
     },
     /// A `keyconfig` statement.
     #[command(after_help = example!(r#"lucent-auditor publish keyconfig --key operator.key --log https://log.example.net \
@@ -620,6 +621,12 @@ async fn run(cli: Cli) -> Result<Report, AuditError> {
                     min_tcb,
                     not_after,
                 } => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_err(|e| AuditError::Internal(format!("clock: {e}")))?
+                        .as_secs();
+                    let not_after = publish::parse_not_after(&not_after, now)?;
+                    publish::check_release_lifetime(not_after, now)?;
                     let min_tcb = min_tcb
                         .unwrap_or_else(|| "00".repeat(if platform == "tdx" { 16 } else { 8 }));
                     let st = publish::build_release(&ReleaseInput {

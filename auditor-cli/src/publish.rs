@@ -309,3 +309,74 @@ fn verify_submitted(
     proof.verify(leaf, &signed.checkpoint.root)?;
     Ok((size, signed.checkpoint.root))
 }
+
+/// Reads a `--not-after`: Unix seconds, or a time from `now` as `+<n>d`, `+<n>h` or `+<n>s`.
+pub fn parse_not_after(text: &str, now: u64) -> Result<u64, AuditError> {
+    let bad = || {
+        AuditError::Usage(format!(
+            "--not-after {text:?}: want Unix seconds, or +<n>d, +<n>h or +<n>s from now"
+        ))
+    };
+    let Some(rel) = text.strip_prefix('+') else {
+        return text.parse().map_err(|_| bad());
+    };
+    let (n, unit) = rel.split_at(rel.len().saturating_sub(1));
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "d" => n.checked_mul(86_400),
+        "h" => n.checked_mul(3_600),
+        "s" => Some(n),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    now.checked_add(secs).ok_or_else(bad)
+}
+
+/// Refuses a release valid for longer than verifiers accept
+/// ([`lucent_verifier::bundle::DEFAULT_MAX_RELEASE_LIFETIME_SECS`] from now): every broker,
+/// CVM and client would refuse it until its not-after came within reach. Releases are
+/// re-published before they expire instead.
+pub fn check_release_lifetime(not_after: u64, now: u64) -> Result<(), AuditError> {
+    let max = lucent_verifier::bundle::DEFAULT_MAX_RELEASE_LIFETIME_SECS;
+    if not_after > now.saturating_add(max) {
+        return Err(AuditError::Usage(format!(
+            "--not-after {not_after} is {} days from now; verifiers refuse releases valid for \
+             more than {} days (re-publish the release before it expires, e.g. --not-after +30d)",
+            (not_after - now) / 86_400,
+            max / 86_400
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod lifetime_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn not_after_is_absolute_or_relative_and_at_most_the_maximum_lifetime() {
+        let now = 1_800_000_000;
+        assert_eq!(parse_not_after("1800086400", now).unwrap(), 1_800_086_400);
+        assert_eq!(parse_not_after("+1d", now).unwrap(), now + 86_400);
+        assert_eq!(parse_not_after("+2h", now).unwrap(), now + 7_200);
+        assert_eq!(parse_not_after("+30s", now).unwrap(), now + 30);
+        for bad in [
+            "",
+            "+",
+            "+d",
+            "+1w",
+            "soon",
+            "-1d",
+            "+99999999999999999999d",
+        ] {
+            let e = parse_not_after(bad, now).unwrap_err().to_string();
+            assert!(e.contains("want Unix seconds"), "{bad}: {e}");
+        }
+        check_release_lifetime(now + 30 * 86_400, now).unwrap();
+        let e = check_release_lifetime(now + 30 * 86_400 + 1, now)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 30 days"), "{e}");
+    }
+}

@@ -669,7 +669,7 @@ fn publish_signs_submits_and_checks_inclusion() {
         "--model",
         &model,
         "--not-after",
-        "1900000000",
+        "+1d",
     ]);
     let (code, v, err) = auditor_json(&release);
     assert_eq!(code, 0, "{v} {err}");
@@ -721,7 +721,7 @@ fn publish_signs_submits_and_checks_inclusion() {
             "--model",
             &model,
             "--not-after",
-            "1900000000",
+            "+1d",
         ]);
         let (code, v, err) = auditor_json(&snp);
         assert_eq!(code, 0, "{v} {err}");

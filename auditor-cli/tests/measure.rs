@@ -268,7 +268,7 @@ fn release_statement_is_checked_against_the_inputs() {
         "--model",
         &"11".repeat(32),
         "--not-after",
-        "1900000000",
+        "+1d",
     ]);
     assert!(
         out.status.success(),

@@ -29,7 +29,7 @@ fn bundle(w: &World, nonce: &[u8], extra_entries: u32) -> Vec<u8> {
         version: "2.0.0".into(),
         ..Release::example(
             Measurement::new(Platform::SevSnp, &MEASUREMENT).unwrap(),
-            2_000_000_000,
+            1_893_456_000 + 86_400,
         )
     })
     .sign(&w.operator)

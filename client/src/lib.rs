@@ -6,6 +6,8 @@
 //!   answer. See [`http`] for the steps, in order.
 //! - [`log`] (feature `http`): the log's read API over HTTP, typed and size-limited, for the
 //!   client and the services that read the log;
+//! - [`follow`] (feature `http`): a party's own verified view of every statement in the log
+//!   (the key broker and the CVM runtime follow the log instead of asking it);
 //! - [`store`]: [`LastSeenStore`] and its one implementation, [`AtomicFile`] (write, fsync,
 //!   rename, fsync the directory), used by the client, the key broker and the auditor.
 //!
@@ -25,11 +27,15 @@
 //! ```
 
 #[cfg(feature = "http")]
+pub mod follow;
+#[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "http")]
 pub mod log;
 pub mod store;
 
+#[cfg(feature = "http")]
+pub use follow::{FollowError, FollowPolicy, Follower, LogView};
 #[cfg(feature = "http")]
 pub use http::{Answer, AttestTimings, Client, ClientConfig, ClientError, VerifiedCvm};
 #[cfg(feature = "http")]

@@ -11,6 +11,7 @@ use lucent_verifier::log_api::{
 };
 use lucent_verifier::merkle::{ConsistencyProof, InclusionProof};
 use lucent_verifier::statement::Measurement;
+use lucent_verifier::tiles::{decode_bundle, TilePath, MAX_BUNDLE_BYTES};
 
 /// Largest answer read from the log: lookups list at most a bounded number of entries of at
 /// most 64 KiB each, and every other answer is far smaller.
@@ -258,5 +259,18 @@ impl LogClient {
             PagesError::Fetch(e) => e,
             PagesError::Answer(e) => self.malformed(what, path, e),
         })
+    }
+}
+
+impl LogClient {
+    /// The entries of the entry bundle `tile` (C2SP `tlog-tiles`), split but unverified: the
+    /// caller hashes them into the tree and compares the root with a verified checkpoint.
+    pub async fn bundle(&self, tile: TilePath) -> Result<Vec<Vec<u8>>, FetchError> {
+        let path = format!("/{}", tile.path());
+        let url = self.url(&path);
+        let data = fetch("entry bundle", &url, self.http.get(&url), MAX_BUNDLE_BYTES).await?;
+        // A tile is at most 256 wide.
+        let want = usize::try_from(tile.width()).unwrap_or(usize::MAX);
+        decode_bundle(&data, want).map_err(|e| self.malformed("entry bundle", &path, e))
     }
 }

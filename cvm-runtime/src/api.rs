@@ -72,9 +72,15 @@ pub async fn run(
     rt: Arc<Runtime>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(rt))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = rt.config.file.http.clone();
+    lucent_service::http::serve(
+        listener,
+        app(rt),
+        &limits,
+        shutdown,
+        std::time::Duration::from_secs(30),
+    )
+    .await
 }
 
 /// Allow-listed fields only: route template, status, error code, duration. Never the

@@ -8,12 +8,19 @@
 //! attester = "configfs-tsm"                       # or "sev-guest", or "simulated"
 //! tsm_root = "/sys/kernel/config/tsm/report"
 //! recheck_secs = 300
+//! max_log_view_age_secs = 3600
 //! max_body_bytes = 65536
 //! request_timeout_ms = 60000
 //! max_input_tokens = 2048
 //! max_output_tokens = 256
 //! # Only for tests and local devnets: use the simulated SEV-SNP TEE (and trust its root).
 //! dangerous_simulated_tee = false
+//!
+//! [http]                                          # lucent_service::http::HttpLimits
+//! header_read_timeout_ms = 10000
+//! body_read_timeout_ms = 30000
+//! per_source_per_second = 100
+//! per_source_burst = 1000
 //!
 //! [trust]                                         # lucent_verifier::trust::TrustConfig
 //! log_key = "log.example.com+1234abcd+A..."       # checkpoint verifier key
@@ -116,6 +123,9 @@ fn default_tsm_root() -> PathBuf {
 fn default_recheck() -> u64 {
     300
 }
+fn default_view_age() -> u64 {
+    3600
+}
 fn default_body() -> usize {
     64 * 1024
 }
@@ -161,6 +171,11 @@ pub struct FileConfig {
     /// Seconds between self-checks against the log.
     #[serde(default = "default_recheck")]
     pub recheck_secs: u64,
+    /// Seconds the runtime stays open on a view of the log it could not confirm since (the
+    /// log, a replica or the witnesses unreachable or behind); then it closes, whatever the
+    /// network does. It closes at its release's not-after in any case.
+    #[serde(default = "default_view_age")]
+    pub max_log_view_age_secs: u64,
     /// Largest request body.
     #[serde(default = "default_body")]
     pub max_body_bytes: usize,
@@ -189,6 +204,9 @@ pub struct FileConfig {
     /// Fixed simulated measurement (hex, 48 bytes) instead of the configuration's digest.
     #[serde(default)]
     pub dangerous_simulated_measurement: Option<String>,
+    /// Connection limits: header and body read timeouts, per-source rate limit.
+    #[serde(default)]
+    pub http: lucent_service::http::HttpLimits,
     /// What the runtime trusts (the rules of [`lucent_verifier::trust`]).
     pub trust: TrustConfig,
 }
@@ -248,6 +266,9 @@ impl RuntimeConfig {
                 "dangerous_simulated_measurement needs dangerous_simulated_tee = true".into(),
             ));
         }
+        file.http
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if file.max_body_bytes == 0 || file.replay_window == 0 || file.max_concurrent == 0 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes, replay_window and max_concurrent must be positive".into(),

@@ -11,8 +11,8 @@ use serde::Serialize;
 /// weights key. While closed it answers every request with this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Closed {
-    /// Stable code: `booting`, `attestation_failed`, `log_unreachable`, `not_logged`,
-    /// `revoked`, `expired`, `unverifiable`, `key_refused`, `model_failed`.
+    /// Stable code: `booting`, `attestation_failed`, `log_unreachable`, `log_view_stale`,
+    /// `not_logged`, `revoked`, `expired`, `unverifiable`, `key_refused`, `model_failed`.
     pub code: &'static str,
     /// The measurement checked (hex), when the attester produced one.
     pub measurement: Option<String>,

@@ -9,9 +9,13 @@
 //!   (SEV-SNP, TDX), `/dev/sev-guest`, or the simulated TEE (only in builds with the
 //!   `dangerous-simulated-tee` feature, and only with `dangerous_simulated_tee`);
 //! - [`boot`]: at start and every `recheck_secs`, a fresh self-check: evidence binding this
-//!   boot's HPKE key config, its release found in the log by measurement, verified with
+//!   boot's HPKE key config, the runtime's own view of the log brought up to date (every
+//!   entry read and checked against a witnessed checkpoint, `lucent_client::follow`), its
+//!   release found there by measurement, verified with
 //!   `lucent_verifier::bundle::verify_bundle` under the measured configuration's log key,
-//!   witness policy and operators. Anything else leaves it **closed**: no key requested, no
+//!   witness policy and operators, with every logged revocation. Through an outage of the
+//!   log or the witnesses it stays open on its last view for `max_log_view_age_secs`, never
+//!   past its release's not-after. Anything else leaves it **closed**: no key requested, no
 //!   bundle (so no key config) handed out, and every request answered with a specific error
 //!   naming the measurement and the log size checked ([`error::Closed`]);
 //! - [`key_release`]: the broker's nonce bound in fresh evidence, the sealed weights key

@@ -11,10 +11,11 @@ use lucent_verifier::encapsulation::KeyPair;
 use rand_core::{OsRng, RngCore as _};
 
 use crate::attester::Attester;
-use crate::boot::{self_check, SelfCheck};
+use crate::boot::{now_unix, self_check, SelfCheck};
 use crate::config::RuntimeConfig;
 use crate::error::Closed;
 use crate::key_release::release_and_load;
+use lucent_client::follow::{FollowPolicy, Follower};
 use lucent_client::LogClient;
 
 /// How long one round trip to the log or broker may take.
@@ -90,6 +91,7 @@ pub struct Runtime {
     pub key_config: Vec<u8>,
     http: reqwest::Client,
     log: LogClient,
+    follower: Follower,
     phase: RwLock<Phase>,
     last_seen: Mutex<Option<SignedCheckpoint>>,
     /// Request `enc` values seen.
@@ -121,7 +123,9 @@ impl Runtime {
             .timeout(NETWORK_TIMEOUT)
             .build()?;
         let log = LogClient::new(http.clone(), &config.file.log_url);
+        let follower = Follower::new(log.clone(), config.trust.clone(), FollowPolicy::default());
         Ok(Runtime {
+            follower,
             replay: Mutex::new(ReplayWindow::new(config.file.replay_window)),
             running: tokio::sync::Semaphore::new(config.file.max_concurrent),
             config,
@@ -185,22 +189,16 @@ impl Runtime {
         let check = self_check(
             &self.config,
             self.attester.as_ref(),
-            &self.log,
+            &self.follower,
             &self.key_config,
             last_seen.as_ref(),
             NETWORK_TIMEOUT,
+            now_unix(),
         )
         .await;
         let check = match check {
             Ok(c) => c,
             Err(closed) => {
-                // An unreachable log proves nothing against a release already verified:
-                // stay open on it until the log answers (revocation, expiry or a bad
-                // checkpoint close at once).
-                if closed.code == "log_unreachable" && matches!(self.phase(), Phase::Open(_)) {
-                    tracing::warn!(reason = %closed.reason, "self-check could not reach the log");
-                    return;
-                }
                 self.close(closed, "self-check failed");
                 return;
             }

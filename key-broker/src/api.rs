@@ -28,15 +28,21 @@ pub fn app(broker: Arc<Broker>) -> Router {
         .with_state(broker)
 }
 
-/// Serves `app(broker)` on `listener` until `shutdown` completes.
+/// Serves `app(broker)` on `listener` with `limits` until `shutdown` completes.
 pub async fn run(
     listener: tokio::net::TcpListener,
     broker: Arc<Broker>,
+    limits: &lucent_service::http::HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(broker))
-        .with_graceful_shutdown(shutdown)
-        .await
+    lucent_service::http::serve(
+        listener,
+        app(broker),
+        limits,
+        shutdown,
+        std::time::Duration::from_secs(30),
+    )
+    .await
 }
 
 async fn nonce(State(broker): State<Arc<Broker>>) -> Result<Json<NonceResponse>, BrokerError> {
@@ -79,6 +85,7 @@ async fn key(
             ),
         })?;
     let request = body.decode()?;
+    broker.catch_up(&request).await;
     // Verification is CPU work (signatures, certificate chains): keep it off the reactor.
     let release = tokio::task::spawn_blocking(move || broker.release_key(&request))
         .await

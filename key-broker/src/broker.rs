@@ -1,10 +1,13 @@
 //! The broker's decision, without HTTP: consume the nonce, verify the bundle with the
-//! broker's trust and policy (nonce bound), advance the last seen checkpoint, seal the key.
+//! broker's trust and policy (nonce bound), advance the last seen checkpoint, check the
+//! release against the broker's own view of the log (no revocation of its measurement, the
+//! view confirmed recently and covering the bundle's checkpoint), seal the key.
 
 use std::sync::{Arc, Mutex};
 
+use lucent_client::follow::Follower;
 use lucent_verifier::bundle::{verify_bundle, BundlePolicy, LastSeen};
-use lucent_verifier::checkpoint::SignedCheckpoint;
+use lucent_verifier::checkpoint::{verify_checkpoint, SignedCheckpoint};
 use lucent_verifier::encapsulation::KeyConfig;
 use lucent_verifier::key_release::weights::WeightsKey;
 use lucent_verifier::key_release::{seal_weights_key, KeyReleaseError};
@@ -42,6 +45,10 @@ pub struct BrokerConfig {
     pub state_file: AtomicFile,
     /// The model-weights key to release.
     pub weights_key: WeightsKey,
+    /// The broker's follower of the log (its view of every release and revocation).
+    pub follower: Arc<Follower>,
+    /// Longest time since the view was last confirmed before the broker stops releasing.
+    pub max_view_age_secs: u64,
 }
 
 /// A fresh nonce for a CVM.
@@ -80,6 +87,8 @@ pub struct Broker {
     policy: BundlePolicy,
     state_file: AtomicFile,
     weights_key: WeightsKey,
+    follower: Arc<Follower>,
+    max_view_age_secs: u64,
     nonces: Mutex<NonceStore>,
     last_seen: Mutex<Option<SignedCheckpoint>>,
     clock: Clock,
@@ -106,6 +115,8 @@ impl Broker {
             policy: config.policy,
             state_file: config.state_file,
             weights_key: config.weights_key,
+            follower: config.follower,
+            max_view_age_secs: config.max_view_age_secs,
             nonces: Mutex::new(NonceStore::new(config.nonce_ttl_secs)),
             last_seen: Mutex::new(last_seen),
             clock,
@@ -131,6 +142,29 @@ impl Broker {
             expires_at,
             last_seen_size: self.last_seen_size()?,
         })
+    }
+
+    /// The broker's follower of the log.
+    pub fn follower(&self) -> &Arc<Follower> {
+        &self.follower
+    }
+
+    /// Reads the log now when the request's checkpoint (log-signed) is newer than the
+    /// broker's view, so that a CVM on a fresh checkpoint need not wait for the next
+    /// scheduled sync. A failure is left to [`Broker::release_key`] to refuse.
+    pub async fn catch_up(&self, req: &KeyRequest) {
+        let Ok(signed) = verify_checkpoint(&req.bundle.checkpoint, &self.trust.log) else {
+            return;
+        };
+        let behind = self
+            .follower
+            .view()
+            .is_none_or(|v| v.size() < signed.checkpoint.size.0);
+        if behind {
+            if let Err(e) = self.follower.sync((self.clock)()).await {
+                tracing::warn!(error = %e, "reading the log for a key request failed");
+            }
+        }
     }
 
     /// Consumes the nonce, verifies the bundle, advances the last seen checkpoint and seals
@@ -167,6 +201,31 @@ impl Broker {
             *last_seen = Some(verdict.checkpoint.signed.clone());
         }
         drop(last_seen);
+
+        // The broker's own view of the log: complete up to the bundle's checkpoint, confirmed
+        // recently, and holding no revocation of this measurement.
+        let view = self.follower.view().ok_or(BrokerError::NoLogView)?;
+        let age = view.age(now);
+        if age > self.max_view_age_secs {
+            return Err(BrokerError::LogViewStale {
+                age,
+                limit: self.max_view_age_secs,
+            });
+        }
+        let bundle_size = verdict.checkpoint.checkpoint().size.0;
+        if view.size() < bundle_size {
+            return Err(BrokerError::LogViewBehind {
+                view: view.size(),
+                bundle: bundle_size,
+            });
+        }
+        if let Some(r) = view.revocations(&verdict.release.measurement).first() {
+            return Err(BrokerError::RevokedInLog {
+                measurement: verdict.release.measurement.to_hex(),
+                index: r.index,
+                reason: r.reason.clone(),
+            });
+        }
 
         let sealed_key = seal_weights_key(&config, &self.weights_key, &mut rand_core::OsRng)
             .map_err(|e| match e {

@@ -38,13 +38,33 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         tracing::warn!("trust_simulated_root is set: simulated evidence is accepted");
     }
     let broker = Arc::new(Broker::new(file.broker_config()?, system_clock())?);
+    tokio::spawn(follow(
+        broker.clone(),
+        std::time::Duration::from_secs(file.follow_every_secs.max(1)),
+    ));
     let listener = tokio::net::TcpListener::bind(&file.listen)
         .await
         .with_context(|| format!("binding {}", file.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "key broker listening");
-    run(listener, broker, async {
+    run(listener, broker, &file.http, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
     Ok(())
+}
+
+/// Reads the log now and then every `every`, logging what changed and every failure.
+async fn follow(broker: Arc<Broker>, every: std::time::Duration) {
+    let clock = system_clock();
+    loop {
+        match broker.follower().sync(clock()).await {
+            Ok(synced) => tracing::debug!(?synced, "log view confirmed"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                availability = e.is_availability(),
+                "reading the log failed; keys are released on the last view until it is too old"
+            ),
+        }
+        tokio::time::sleep(every).await;
+    }
 }

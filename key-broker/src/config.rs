@@ -2,9 +2,18 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8090"
+//! log_url = "https://log.example.com"            # the log the broker follows
+//! follow_every_secs = 10                           # how often it reads the log
+//! max_log_view_age_secs = 3600                     # stop releasing when not confirmed since
 //! state_file = "/var/lib/lucent/broker-last-seen.note"
 //! weights_key_file = "/etc/lucent/weights.key"   # 32 raw bytes, or 64 hex digits
 //! nonce_ttl_secs = 60
+//!
+//! [http]                                           # lucent_service::http::HttpLimits
+//! header_read_timeout_ms = 10000
+//! body_read_timeout_ms = 30000
+//! per_source_per_second = 100
+//! per_source_burst = 1000
 //!
 //! [trust]                                          # lucent_verifier::trust::TrustConfig
 //! log_key = "log.example.com+1234abcd+A..."        # note verifier key
@@ -20,12 +29,18 @@
 //! trust_simulated_root = false
 //! ```
 //!
+//! The broker follows the log itself ([`lucent_client::follow`]): a release revoked in the
+//! log is refused with no change here. `revoked` below adds revocations of its own.
+//!
 //! The `[trust]` table follows the rules of [`lucent_verifier::trust`], the same for every
 //! party; a build without the simulated TEE refuses `trust_simulated_root = true`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use lucent_client::AtomicFile;
+use lucent_client::follow::{FollowPolicy, Follower};
+use lucent_client::{AtomicFile, LogClient};
 use lucent_service::config_file::{self, ConfigFileError};
 use lucent_verifier::bundle::BundlePolicy;
 use lucent_verifier::key_release::weights::WeightsKey;
@@ -40,6 +55,15 @@ use crate::broker::BrokerConfig;
 pub struct FileConfig {
     /// Address to listen on.
     pub listen: String,
+    /// Base URL of the log the broker follows.
+    pub log_url: String,
+    /// Seconds between reads of the log.
+    #[serde(default = "default_follow_every")]
+    pub follow_every_secs: u64,
+    /// Seconds the broker keeps releasing on a view of the log that could not be confirmed
+    /// since (the log, its replicas or the witnesses unreachable).
+    #[serde(default = "default_max_view_age")]
+    pub max_log_view_age_secs: u64,
     /// Last seen checkpoint file.
     pub state_file: PathBuf,
     /// File holding the weights key.
@@ -47,6 +71,9 @@ pub struct FileConfig {
     /// Nonce lifetime, seconds.
     #[serde(default = "default_ttl")]
     pub nonce_ttl_secs: u64,
+    /// Connection limits: header and body read timeouts, per-source rate limit.
+    #[serde(default)]
+    pub http: lucent_service::http::HttpLimits,
     /// What the broker trusts.
     pub trust: TrustConfig,
 }
@@ -54,6 +81,17 @@ pub struct FileConfig {
 fn default_ttl() -> u64 {
     60
 }
+
+fn default_follow_every() -> u64 {
+    10
+}
+
+fn default_max_view_age() -> u64 {
+    3600
+}
+
+/// Time limit of one read from the log.
+const LOG_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +111,12 @@ pub enum ConfigError {
     /// The `[trust]` table cannot be used.
     #[error("[trust]: {0}")]
     Trust(#[from] TrustConfigError),
+    /// A setting is out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The HTTP client for the log could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
     /// The weights key file holds neither 32 bytes nor 64 hex digits.
     #[error("weights key file {0}: neither 32 bytes nor 64 hex digits")]
     WeightsKey(PathBuf),
@@ -82,6 +126,9 @@ impl FileConfig {
     /// Reads and parses the file, and checks its trust settings.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let file: Self = config_file::read(path)?;
+        file.http
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         file.trust_settings()?;
         Ok(file)
     }
@@ -113,7 +160,18 @@ impl FileConfig {
             let bytes = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| bad())?);
             WeightsKey::from_bytes(&bytes).map_err(|_| bad())?
         };
+        let http = reqwest::Client::builder()
+            .timeout(LOG_TIMEOUT)
+            .build()
+            .map_err(|e| ConfigError::Http(e.to_string()))?;
+        let follower = Arc::new(Follower::new(
+            LogClient::new(http, &self.log_url),
+            trust.clone(),
+            FollowPolicy::default(),
+        ));
         Ok(BrokerConfig {
+            follower,
+            max_view_age_secs: self.max_log_view_age_secs,
             trust,
             policy: BundlePolicy::default(),
             nonce_ttl_secs: self.nonce_ttl_secs,
@@ -132,7 +190,7 @@ mod tests {
         let log = lucent_verifier::note::NoteSigner::generate(&mut rand_core::OsRng, "log.example")
             .unwrap();
         let text = format!(
-            "listen = \"127.0.0.1:0\"\nstate_file = \"/nonexistent/state\"\n\
+            "listen = \"127.0.0.1:0\"\nlog_url = \"http://127.0.0.1:1\"\nstate_file = \"/nonexistent/state\"\n\
              weights_key_file = \"/nonexistent/key\"\n[trust]\nlog_key = {:?}\n\
              [trust.dangerous]\nno_witnesses = true\n{extra}",
             log.verifier_key().as_str()

@@ -41,6 +41,41 @@ pub enum BrokerError {
     /// Sealing the key failed.
     #[error("sealing the key: {0}")]
     Seal(EncapsulationError),
+    /// The broker has not read the log yet (its follower has no view).
+    #[error("the broker has not yet read the log; try again shortly")]
+    NoLogView,
+    /// The broker's view of the log was last confirmed too long ago.
+    #[error(
+        "the broker's view of the log was last confirmed {age} s ago (limit {limit} s): \
+         it cannot rule out a revocation"
+    )]
+    LogViewStale {
+        /// Seconds since the view was confirmed.
+        age: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The bundle's checkpoint is newer than everything the broker has read.
+    #[error(
+        "the bundle's checkpoint (size {bundle}) is newer than the broker's view of the log \
+         (size {view}): entries in between could revoke the release"
+    )]
+    LogViewBehind {
+        /// The broker's view's size.
+        view: u64,
+        /// The bundle's checkpoint's size.
+        bundle: u64,
+    },
+    /// An operator revoked the release's measurement in the log.
+    #[error("measurement {measurement} was revoked in the log at index {index}: {reason}")]
+    RevokedInLog {
+        /// The measurement (hex).
+        measurement: String,
+        /// The revocation's index.
+        index: u64,
+        /// The operator's reason.
+        reason: String,
+    },
     /// The last seen checkpoint could not be stored.
     #[error("{0}")]
     State(#[from] StoreError),
@@ -75,6 +110,7 @@ impl BrokerError {
                     (S::FORBIDDEN, "release_signature")
                 }
                 B::ReleaseExpired { .. } => (S::FORBIDDEN, "release_expired"),
+                B::ReleaseLifetimeTooLong { .. } => (S::FORBIDDEN, "release_lifetime"),
                 B::ReleaseRevoked { .. } => (S::FORBIDDEN, "release_revoked"),
                 B::PlatformMismatch { .. }
                 | B::ReleaseMinTcb { .. }
@@ -86,6 +122,10 @@ impl BrokerError {
                 // A reason added later is still a refusal, never a grant.
                 _ => (S::FORBIDDEN, "bundle_rejected"),
             },
+            BrokerError::NoLogView
+            | BrokerError::LogViewStale { .. }
+            | BrokerError::LogViewBehind { .. } => (S::SERVICE_UNAVAILABLE, "log_view_unavailable"),
+            BrokerError::RevokedInLog { .. } => (S::FORBIDDEN, "release_revoked"),
             BrokerError::BadKeyConfig(_) => (S::BAD_REQUEST, "bad_key_config"),
             BrokerError::Seal(_) | BrokerError::State(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             BrokerError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),

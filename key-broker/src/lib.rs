@@ -9,6 +9,10 @@
 //! - verifies the CVM's bundle (checkpoint signature, witness quorum, consistency with the
 //!   broker's last seen checkpoint, inclusion of the release, operator signature, expiry and
 //!   revocation, evidence chain and policy, measurement, key and nonce binding) ([`broker`]);
+//! - follows the log itself ([`lucent_client::follow`]): reads every entry up to a witnessed
+//!   checkpoint, so a release revoked in the log is refused with no configuration change;
+//!   stops releasing when its view covers less than the CVM's checkpoint or was last
+//!   confirmed longer ago than `max_log_view_age_secs` ([`config`]);
 //! - keeps its last seen checkpoint in one file, replaced only after a successful
 //!   verification (`lucent_client::AtomicFile`: write, fsync, rename, fsync the directory);
 //! - seals the weights key to the CVM's attested HPKE key config with RFC 9458 framing
@@ -16,9 +20,9 @@
 //!   the sealing and the weights-at-rest format are the contract in
 //!   [`lucent_verifier::key_release`], which the CVM uses too.
 //!
-//! What it does not do: fetch anything (the CVM brings the consistency proof from the
-//! broker's last seen size, which the nonce answer tells it), or keep any state but the
-//! checkpoint.
+//! What it does not do: fetch proofs for the CVM (the CVM brings the consistency proof from
+//! the broker's last seen size, which the nonce answer tells it), or keep any state on disk
+//! but the checkpoint (the view of the log is read again after a restart).
 //!
 //! HTTP ([`api`]): `POST /v1/nonce`, `POST /v1/key`; errors are
 //! `{"error": code, "message": text}` from one `IntoResponse` ([`error::BrokerError`]).

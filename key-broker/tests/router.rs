@@ -1,15 +1,18 @@
 //! The broker through its router (`tower::ServiceExt::oneshot`): a simulated CVM whose
 //! release is logged under a witnessed checkpoint gets the weights key; every failure mode
-//! gets its own code.
+//! gets its own code. The broker follows a log whose checkpoint and entry bundles a plain
+//! file server serves over a real socket, as a CDN or a mirror would.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use lucent_client::AtomicFile;
+use lucent_client::follow::{FollowPolicy, Follower};
+use lucent_client::{AtomicFile, LogClient};
 use lucent_key_broker::api::app;
 use lucent_key_broker::broker::{Broker, BrokerConfig};
 use lucent_verifier::binding::report_data;
@@ -27,6 +30,7 @@ use lucent_verifier::simulated::{SimulatedReportRequest, SimulatedTee};
 use lucent_verifier::snp::SnpTrust;
 use lucent_verifier::statement::{Measurement, Platform, Release, Statement};
 use lucent_verifier::tdx::TdxTrust;
+use lucent_verifier::tiles::{encode_bundle, TilePath};
 use lucent_verifier::trust::TrustSettings;
 use tower::ServiceExt as _;
 
@@ -41,11 +45,35 @@ fn release(measurement: [u8; 48]) -> Release {
     )
 }
 
+type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+/// Serves `files` by path (`/checkpoint`, `/tile/entries/…`) over a real socket; anything
+/// else is a 404. Returns the base URL.
+async fn serve_files(files: Files) -> String {
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let files = files.clone();
+        async move {
+            let path = uri.path().trim_start_matches('/').to_owned();
+            match files.lock().unwrap().get(&path) {
+                Some(data) => (StatusCode::OK, data.clone()),
+                None => (StatusCode::NOT_FOUND, Vec::new()),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
 struct World {
     log: NoteSigner,
     witnesses: Vec<WitnessSigner>,
     operator: NoteSigner,
     tree: MemoryTree,
+    entries: Vec<Vec<u8>>,
+    files: Files,
+    log_url: String,
     release_note: Vec<u8>,
     _dir: tempfile::TempDir,
     state_path: std::path::PathBuf,
@@ -54,7 +82,7 @@ struct World {
 }
 
 impl World {
-    fn new() -> Self {
+    async fn new() -> Self {
         let log = NoteSigner::from_seed("log.lucent.test", &[1; 32]).unwrap();
         let witnesses = (0..2)
             .map(|i| WitnessSigner::from_seed(&format!("w{i}.lucent.test"), &[10 + i; 32]).unwrap())
@@ -63,23 +91,39 @@ impl World {
         let release_note = Statement::Release(release(MEASUREMENT))
             .sign(&operator)
             .unwrap();
-        let mut tree = MemoryTree::new();
-        tree.push_entry(b"entry 0");
-        tree.push_entry(&release_note);
-        tree.push_entry(b"entry 2");
         let dir = tempfile::tempdir().unwrap();
         let state_path = dir.path().join("last-seen.note");
-        World {
+        let files = Files::default();
+        let log_url = serve_files(files.clone()).await;
+        let mut w = World {
             log,
             witnesses,
             operator,
-            tree,
+            tree: MemoryTree::new(),
+            entries: Vec::new(),
+            files,
+            log_url,
             release_note,
             _dir: dir,
             state_path,
             clock: Arc::new(AtomicU64::new(NOW)),
             weights_key: WeightsKey::generate(&mut rand_core::OsRng),
-        }
+        };
+        w.append(b"entry 0".to_vec());
+        w.append(w.release_note.clone());
+        w.append(b"entry 2".to_vec());
+        w
+    }
+
+    /// Logs `entry` and publishes the new checkpoint and entry bundle.
+    fn append(&mut self, entry: Vec<u8>) {
+        self.tree.push_entry(&entry);
+        self.entries.push(entry);
+        let size = self.tree.size().0;
+        let tile = TilePath::in_tree(None, 0, size).unwrap();
+        let mut files = self.files.lock().unwrap();
+        files.insert(tile.path(), encode_bundle(&self.entries).unwrap());
+        files.insert("checkpoint".into(), self.checkpoint(size));
     }
 
     fn trust(&self, log: &NoteSigner) -> TrustSettings {
@@ -98,8 +142,18 @@ impl World {
         }
     }
 
-    fn broker_with(&self, trust: TrustSettings) -> axum::Router {
+    async fn broker_with(&self, trust: TrustSettings) -> axum::Router {
+        let follower = Arc::new(Follower::new(
+            LogClient::new(reqwest::Client::new(), &self.log_url),
+            trust.clone(),
+            FollowPolicy::default(),
+        ));
+        // A broker whose trust does not match the log cannot read it; the bundle check
+        // refuses first.
+        let _ = follower.sync(self.clock.load(Ordering::SeqCst)).await;
         let config = BrokerConfig {
+            follower,
+            max_view_age_secs: 3600,
             trust,
             policy: BundlePolicy::default(),
             nonce_ttl_secs: 60,
@@ -112,8 +166,8 @@ impl World {
         ))
     }
 
-    fn broker(&self) -> axum::Router {
-        self.broker_with(self.trust(&self.log))
+    async fn broker(&self) -> axum::Router {
+        self.broker_with(self.trust(&self.log)).await
     }
 
     fn checkpoint(&self, size: u64) -> Vec<u8> {
@@ -195,8 +249,8 @@ fn assert_error(got: (StatusCode, serde_json::Value), status: StatusCode, code: 
 
 #[tokio::test]
 async fn logged_cvm_gets_the_key_only_it_can_open() {
-    let w = World::new();
-    let broker = w.broker();
+    let w = World::new().await;
+    let broker = w.broker().await;
     let cvm = KeyPair::generate(1, &mut rand_core::OsRng);
     let n = nonce(&broker).await;
     let bundle = w.bundle(&cvm, &n, MEASUREMENT, &w.release_note, 1);
@@ -213,15 +267,15 @@ async fn logged_cvm_gets_the_key_only_it_can_open() {
     assert!(open_sealed_key(&other, &sealed).is_err());
     // The last seen checkpoint was stored, and a restarted broker reports it.
     assert!(w.state_path.exists());
-    let restarted = w.broker();
+    let restarted = w.broker().await;
     let (_, body) = call(&restarted, "/v1/nonce", vec![]).await;
     assert_eq!(body["last_seen_size"], 3);
 }
 
 #[tokio::test]
 async fn replayed_stale_and_unknown_nonces() {
-    let w = World::new();
-    let broker = w.broker();
+    let w = World::new().await;
+    let broker = w.broker().await;
     let cvm = KeyPair::generate(1, &mut rand_core::OsRng);
     let n = nonce(&broker).await;
     let bundle = w.bundle(&cvm, &n, MEASUREMENT, &w.release_note, 1);
@@ -256,8 +310,8 @@ async fn replayed_stale_and_unknown_nonces() {
 
 #[tokio::test]
 async fn evidence_bound_to_another_nonce_is_refused() {
-    let w = World::new();
-    let broker = w.broker();
+    let w = World::new().await;
+    let broker = w.broker().await;
     let cvm = KeyPair::generate(1, &mut rand_core::OsRng);
     let n = nonce(&broker).await;
     let bundle = w.bundle(&cvm, b"some other nonce", MEASUREMENT, &w.release_note, 1);
@@ -270,11 +324,11 @@ async fn evidence_bound_to_another_nonce_is_refused() {
 
 #[tokio::test]
 async fn wrong_measurement_unlogged_revoked_and_wrong_log_key() {
-    let w = World::new();
+    let w = World::new().await;
     let cvm = KeyPair::generate(1, &mut rand_core::OsRng);
 
     // Evidence of another build than the logged release.
-    let broker = w.broker();
+    let broker = w.broker().await;
     let n = nonce(&broker).await;
     let bundle = w.bundle(&cvm, &n, [0x99; 48], &w.release_note, 1);
     assert_error(
@@ -300,7 +354,7 @@ async fn wrong_measurement_unlogged_revoked_and_wrong_log_key() {
     trust
         .revoked
         .push(Measurement::new(Platform::SevSnp, &MEASUREMENT).unwrap());
-    let broker = w.broker_with(trust);
+    let broker = w.broker_with(trust).await;
     let n = nonce(&broker).await;
     let bundle = w.bundle(&cvm, &n, MEASUREMENT, &w.release_note, 1);
     assert_error(
@@ -311,7 +365,7 @@ async fn wrong_measurement_unlogged_revoked_and_wrong_log_key() {
 
     // The broker trusts another log key.
     let other_log = NoteSigner::from_seed("log.lucent.test", &[3; 32]).unwrap();
-    let broker = w.broker_with(w.trust(&other_log));
+    let broker = w.broker_with(w.trust(&other_log)).await;
     let n = nonce(&broker).await;
     let bundle = w.bundle(&cvm, &n, MEASUREMENT, &w.release_note, 1);
     assert_error(
@@ -325,8 +379,8 @@ async fn wrong_measurement_unlogged_revoked_and_wrong_log_key() {
 
 #[tokio::test]
 async fn garbage_and_oversized_bodies() {
-    let w = World::new();
-    let broker = w.broker();
+    let w = World::new().await;
+    let broker = w.broker().await;
     let canary = "CANARY-7f3a9c";
     let (status, body) = call(
         &broker,
@@ -370,4 +424,99 @@ async fn garbage_and_oversized_bodies() {
     );
     // Still serving.
     nonce(&broker).await;
+}
+
+#[tokio::test]
+async fn a_revocation_in_the_log_is_refused_with_no_config_change() {
+    let mut w = World::new().await;
+    let broker = w.broker().await;
+    let cvm = KeyPair::generate(1, &mut rand_core::OsRng);
+    let n = nonce(&broker).await;
+    let bundle = w.bundle(&cvm, &n, MEASUREMENT, &w.release_note, 1);
+    assert_eq!(
+        call(&broker, "/v1/key", key_body(&n, &bundle)).await.0,
+        StatusCode::OK
+    );
+
+    // The operator revokes the measurement in the log; the broker's configuration is as
+    // before. A CVM presenting the new checkpoint makes the broker read the log at once.
+    let revoke = Statement::Revoke(lucent_verifier::statement::Revoke {
+        measurement: Measurement::new(Platform::SevSnp, &MEASUREMENT).unwrap(),
+        reason: "key leak".into(),
+    })
+    .sign(&w.operator)
+    .unwrap();
+    w.append(revoke);
+    let n = nonce(&broker).await;
+    let bundle = w.bundle(&cvm, &n, MEASUREMENT, &w.release_note, 1);
+    // The broker last saw size 3: the CVM proves size 4 extends it.
+    let proof = w.tree.prove_consistency(3, 4).unwrap();
+    let body =
+        serde_json::to_vec(&KeyRequestBody::new(&n, &bundle, Some(&proof)).unwrap()).unwrap();
+    let refused = call(&broker, "/v1/key", body).await;
+    let message = refused.1["message"].as_str().unwrap().to_owned();
+    assert_error(refused, StatusCode::FORBIDDEN, "release_revoked");
+    assert!(
+        message.contains("revoked in the log at index 3") && message.contains("key leak"),
+        "{message}"
+    );
+
+    // A CVM holding the old checkpoint (size 3, before the revocation) is refused as well:
+    // the broker's view already holds the revocation.
+    let n = nonce(&broker).await;
+    let mut bundle = w.bundle(&cvm, &n, MEASUREMENT, &w.release_note, 1);
+    bundle.checkpoint = w.checkpoint(3);
+    bundle.inclusion = w.tree.prove_inclusion(1, 3).unwrap();
+    // The broker has seen size 4: the CVM proves its size-3 checkpoint a prefix of it.
+    let body =
+        serde_json::to_vec(&KeyRequestBody::new(&n, &bundle, Some(&proof)).unwrap()).unwrap();
+    let refused = call(&broker, "/v1/key", body).await;
+    assert_eq!(refused.1["error"], "release_revoked", "{}", refused.1);
+}
+
+#[tokio::test]
+async fn a_view_not_confirmed_for_too_long_stops_releases() {
+    let w = World::new().await;
+    let broker = w.broker().await;
+    let cvm = KeyPair::generate(1, &mut rand_core::OsRng);
+    // The log stops answering and the clock moves past the view's age limit.
+    w.files.lock().unwrap().clear();
+    w.clock.fetch_add(3601, Ordering::SeqCst);
+    let n = nonce(&broker).await;
+    let bundle = w.bundle(&cvm, &n, MEASUREMENT, &w.release_note, 1);
+    let refused = call(&broker, "/v1/key", key_body(&n, &bundle)).await;
+    let message = refused.1["message"].as_str().unwrap().to_owned();
+    assert_error(
+        refused,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "log_view_unavailable",
+    );
+    assert!(message.contains("3601 s ago (limit 3600 s)"), "{message}");
+}
+
+#[tokio::test]
+async fn a_checkpoint_newer_than_a_view_that_cannot_catch_up_is_refused() {
+    let mut w = World::new().await;
+    let broker = w.broker().await;
+    let cvm = KeyPair::generate(1, &mut rand_core::OsRng);
+    // The log grows, but its entry bundle is gone from the server: the broker cannot read
+    // what lies between its view and the CVM's checkpoint.
+    w.append(b"entry 3".to_vec());
+    w.files
+        .lock()
+        .unwrap()
+        .retain(|path, _| path == "checkpoint");
+    let n = nonce(&broker).await;
+    let bundle = w.bundle(&cvm, &n, MEASUREMENT, &w.release_note, 1);
+    let refused = call(&broker, "/v1/key", key_body(&n, &bundle)).await;
+    let message = refused.1["message"].as_str().unwrap().to_owned();
+    assert_error(
+        refused,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "log_view_unavailable",
+    );
+    assert!(
+        message.contains("(size 4) is newer than the broker's view of the log (size 3)"),
+        "{message}"
+    );
 }

@@ -119,6 +119,24 @@ pub struct ServeArgs {
     /// Most simultaneous requests in flight.
     #[arg(long, env = "LUCENT_LOG_MAX_CONNECTIONS")]
     pub max_in_flight: Option<usize>,
+    /// Close a connection whose request headers take longer than this, in milliseconds
+    /// (default 10000).
+    #[arg(long, env = "LUCENT_LOG_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Fail a request whose body takes longer than this, in milliseconds (default 30000).
+    #[arg(long, env = "LUCENT_LOG_BODY_READ_TIMEOUT_MS")]
+    pub body_read_timeout_ms: Option<u64>,
+    /// Requests per second one address may send, sustained (default 100).
+    #[arg(long, env = "LUCENT_LOG_PER_SOURCE_PER_SECOND")]
+    pub per_source_per_second: Option<u32>,
+    /// Requests one address may send at once before the sustained rate applies
+    /// (default 1000).
+    #[arg(long, env = "LUCENT_LOG_PER_SOURCE_BURST")]
+    pub per_source_burst: Option<u32>,
+    /// No per-source rate limit: one address can take every slot. Load tests only.
+    #[arg(long, env = "LUCENT_LOG_DANGEROUS_NO_RATE_LIMIT")]
+    #[serde(default)]
+    pub dangerous_no_rate_limit: bool,
 }
 
 /// Why the configuration is unusable.
@@ -162,6 +180,8 @@ pub struct Config {
     pub submit_rate: Option<f64>,
     /// Most requests in flight.
     pub max_in_flight: usize,
+    /// Connection limits: header and body read timeouts, per-source rate limit.
+    pub http: lucent_service::http::HttpLimits,
 }
 
 impl ServeArgs {
@@ -208,6 +228,28 @@ impl ServeArgs {
                 )));
             }
         }
+        let defaults = lucent_service::http::HttpLimits::default();
+        let http = lucent_service::http::HttpLimits {
+            header_read_timeout_ms: self
+                .header_read_timeout_ms
+                .or(file.header_read_timeout_ms)
+                .unwrap_or(defaults.header_read_timeout_ms),
+            body_read_timeout_ms: self
+                .body_read_timeout_ms
+                .or(file.body_read_timeout_ms)
+                .unwrap_or(defaults.body_read_timeout_ms),
+            per_source_per_second: self
+                .per_source_per_second
+                .or(file.per_source_per_second)
+                .unwrap_or(defaults.per_source_per_second),
+            per_source_burst: self
+                .per_source_burst
+                .or(file.per_source_burst)
+                .unwrap_or(defaults.per_source_burst),
+            dangerous_no_rate_limit: self.dangerous_no_rate_limit || file.dangerous_no_rate_limit,
+        };
+        http.check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut operator_keys = file.operator_key;
         operator_keys.extend(self.operator_key);
         let mut witnesses = file.witness;
@@ -238,6 +280,7 @@ impl ServeArgs {
             tiles_dir: self.tiles_dir.or(file.tiles_dir),
             submit_rate,
             max_in_flight: self.max_in_flight.or(file.max_in_flight).unwrap_or(4096),
+            http,
             operator_keys,
             witnesses,
             data_dir,

@@ -6,7 +6,6 @@ use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use lucent_verifier::note::{NoteSigner, NoteVerifierKey};
 use tokio::net::TcpListener;
@@ -157,9 +156,13 @@ pub fn load_operators(config: &Config) -> Result<Vec<NoteVerifierKey>, ServerErr
     Ok(keys)
 }
 
+/// How long open connections may finish their requests after the shutdown signal.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A running log: its router and background tasks.
 pub struct Log {
     router: Router,
+    http: lucent_service::http::HttpLimits,
     store: SharedStore,
     verifier_key: NoteVerifierKey,
     stop: watch::Sender<bool>,
@@ -254,6 +257,7 @@ impl Log {
             .layer(tower_http::trace::TraceLayer::new_for_http());
         Ok(Log {
             router,
+            http: config.http.clone(),
             store,
             verifier_key,
             stop,
@@ -302,16 +306,8 @@ impl Log {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let router = self.router();
-        // No Nagle delay: a response written in more than one piece (headers, then a body
-        // stream) must not wait for the client's delayed ACK.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served =
+            lucent_service::http::serve(listener, router, &self.http, shutdown, DRAIN_TIME).await;
         self.shutdown().await;
         served.map_err(ServerError::Serve)
     }

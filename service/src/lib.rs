@@ -1,10 +1,13 @@
-//! What Lucent's services (the log server, the CVM runtime, the key broker) share at start-up:
+//! What Lucent's services (the log server, the CVM runtime, the key broker) share:
 //!
 //! - [`config_file`]: the bounded TOML configuration reader and its one error type;
 //! - [`logging`]: `--log-format text|json`, colour only when standard error is a terminal;
+//! - [`http`]: serving with header and body read timeouts and a per-source rate limit,
+//!   on by default ([`http::HttpLimits`], a `[http]` table in each configuration file);
 //! - [`exit`]: turns a command's result into the process's exit code and its one error line.
 
 pub mod config_file;
+pub mod http;
 pub mod logging;
 
 pub use logging::{LogArgs, LogFormat};

@@ -18,6 +18,10 @@ pub struct LogOptions {
     pub database_url: Option<String>,
     /// Extra flags.
     pub extra_args: Vec<String>,
+    /// `--per-source-per-second` and `--per-source-burst`: the tests send thousands of
+    /// requests from one address, so the harness raises the limit unless a test sets this
+    /// to `None` (the server's defaults) or to the limit it tests.
+    pub rate_limit: Option<(u32, u32)>,
 }
 
 impl LogOptions {
@@ -30,6 +34,7 @@ impl LogOptions {
             data_dir: data_dir.to_owned(),
             database_url: None,
             extra_args: Vec::new(),
+            rate_limit: Some((1_000_000, 1_000_000)),
         }
     }
 }
@@ -63,6 +68,12 @@ impl LogProcess {
             .arg(&opts.data_dir);
         if let Some(url) = &opts.database_url {
             cmd.arg("--database-url").arg(url);
+        }
+        if let Some((rate, burst)) = opts.rate_limit {
+            cmd.arg("--per-source-per-second")
+                .arg(rate.to_string())
+                .arg("--per-source-burst")
+                .arg(burst.to_string());
         }
         cmd.args(&opts.extra_args)
             .env("RUST_LOG", "warn,lucent_log_server=info")

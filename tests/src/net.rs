@@ -268,12 +268,16 @@ pub struct RuntimeSettings {
     pub max_output_tokens: usize,
     /// Self-check interval.
     pub recheck_secs: u64,
+    /// How long the runtime stays open on a view of the log it cannot confirm.
+    pub max_log_view_age_secs: u64,
     /// Anything that makes the configuration (and so the measurement) distinct.
     pub label: String,
     /// Fixed key id.
     pub key_id: Option<u8>,
     /// Weights file (default: the devnet's tiny model).
     pub weights_file: Option<PathBuf>,
+    /// No per-source rate limit (load benchmarks from one address).
+    pub dangerous_no_rate_limit: bool,
 }
 
 impl Default for RuntimeSettings {
@@ -285,9 +289,11 @@ impl Default for RuntimeSettings {
             max_body_bytes: 64 * 1024,
             max_output_tokens: 24,
             recheck_secs: 300,
+            max_log_view_age_secs: 3600,
             label: "default".into(),
             key_id: None,
             weights_file: None,
+            dangerous_no_rate_limit: false,
         }
     }
 }
@@ -393,7 +399,8 @@ impl Devnet {
         drop(weights_key);
         let port = free_port()?;
         let broker_config = format!(
-            "listen = \"127.0.0.1:{port}\"\nstate_file = {state:?}\nweights_key_file = {key:?}\n\
+            "listen = \"127.0.0.1:{port}\"\nlog_url = {log_url:?}\nfollow_every_secs = 1\n\
+             state_file = {state:?}\nweights_key_file = {key:?}\n\
              [trust]\nlog_key = {log_key:?}\nwitnesses = {witnesses:?}\nwitness_quorum = {quorum}\n\
              operators = [{operator:?}]\n[trust.dangerous]\ntrust_simulated_root = true\n",
             state = bdir.join("last-seen.note").display().to_string(),
@@ -472,7 +479,8 @@ impl Devnet {
         let mut text = format!(
             "# {label}\nlisten = \"127.0.0.1:0\"\nlog_url = {log_url:?}\n\
              broker_url = {broker:?}\nweights_file = {weights:?}\nattester = \"simulated\"\n\
-             dangerous_simulated_tee = true\nrecheck_secs = {recheck}\nmax_body_bytes = {body}\n\
+             dangerous_simulated_tee = true\nrecheck_secs = {recheck}\n\
+             max_log_view_age_secs = {view_age}\nmax_body_bytes = {body}\n\
              max_output_tokens = {out}\nmax_input_tokens = 1024\nrequest_timeout_ms = 60000\n",
             label = s.label,
             log_url = self.log_url,
@@ -484,11 +492,15 @@ impl Devnet {
                 .display()
                 .to_string(),
             recheck = s.recheck_secs,
+            view_age = s.max_log_view_age_secs,
             body = s.max_body_bytes,
             out = s.max_output_tokens,
         );
         if let Some(id) = s.key_id {
             text.push_str(&format!("key_id = {id}\n"));
+        }
+        if s.dangerous_no_rate_limit {
+            text.push_str("[http]\ndangerous_no_rate_limit = true\n");
         }
         text.push_str(&format!(
             "[trust]\nlog_key = {log_key:?}\nwitnesses = {witnesses:?}\nwitness_quorum = {quorum}\n\

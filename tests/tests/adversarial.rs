@@ -16,6 +16,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_lucent-log-server-e2e");
 
 /// A server whose allowed operators are `operators`.
 fn start(data: &Path, operators: &[NoteSigner]) -> (LogProcess, LogClient) {
+    start_with(data, operators, |_| {})
+}
+
+/// A server whose allowed operators are `operators`, with `adjust` applied to its options.
+fn start_with(
+    data: &Path,
+    operators: &[NoteSigner],
+    adjust: impl FnOnce(&mut LogOptions),
+) -> (LogProcess, LogClient) {
     std::fs::create_dir_all(data).unwrap();
     let list: String = operators
         .iter()
@@ -24,6 +33,7 @@ fn start(data: &Path, operators: &[NoteSigner]) -> (LogProcess, LogClient) {
     std::fs::write(data.join("operators.txt"), list).unwrap();
     let mut opts = LogOptions::new(BIN, data);
     opts.extra_args = vec!["--batch-interval-ms".into(), "5".into()];
+    adjust(&mut opts);
     let server = LogProcess::spawn(&opts).unwrap();
     let text = std::fs::read_to_string(data.join("log.key.pub")).unwrap();
     let key = LogKey::new(NoteVerifierKey::parse(text.trim()).unwrap());
@@ -242,4 +252,144 @@ fn after_two_thousand_key_configs_under_one_id_the_newest_is_found() {
     assert_eq!(r.status().as_u16(), 400);
     let r = reqwest::blocking::get(format!("{}/v1/keyconfigs/1?limit=5", client.url)).unwrap();
     assert_eq!(r.status().as_u16(), 400);
+}
+
+/// 1,000 connections that never finish their request headers, and a few that never finish
+/// a body: the checkpoint still answers at once, and the server closes every one of them
+/// after its timeouts (2 s here) without storing anything.
+#[test]
+fn stalled_connections_do_not_hold_the_server_and_are_closed_after_the_timeout() {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let op = NoteSigner::generate(&mut rand_core::OsRng, "operator.example").unwrap();
+    let (server, client) = start_with(&dir.path().join("data"), std::slice::from_ref(&op), |o| {
+        o.extra_args.extend(
+            [
+                "--header-read-timeout-ms",
+                "2000",
+                "--body-read-timeout-ms",
+                "2000",
+            ]
+            .map(String::from),
+        );
+    });
+    let index = logged(&client, &statement(7).sign(&op).unwrap());
+    let size = size_after(&client, index + 1);
+    let addr = server.url.trim_start_matches("http://").to_owned();
+
+    let stalled_at = Instant::now();
+    let mut stalled = Vec::new();
+    for _ in 0..1000 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(b"GET /checkpoint HTTP/1.1\r\nHost: lucent\r\n")
+            .unwrap();
+        stalled.push(s);
+    }
+    let note = statement(8).sign(&op).unwrap();
+    for _ in 0..10 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let head = format!(
+            "POST /v1/statements HTTP/1.1\r\nHost: lucent\r\nContent-Length: {}\r\n\r\n",
+            note.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&note[..note.len() / 2]).unwrap();
+        stalled.push(s);
+    }
+
+    // The checkpoint answers at once beside them (median of five fresh connections).
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let http = reqwest::blocking::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let t = Instant::now();
+            let r = http
+                .get(format!("{}/checkpoint", server.url))
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.bytes().unwrap();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    assert!(
+        times[2] < Duration::from_millis(100),
+        "checkpoint took {times:?} beside 1,010 stalled connections"
+    );
+
+    // Every stalled connection is closed by the server: end of stream, or an error answer
+    // for the half-sent bodies, then the end.
+    for (i, s) in stalled.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = Vec::new();
+        match s.read_to_end(&mut got) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!(
+                "connection {i} still open after {:?}: {e}",
+                stalled_at.elapsed()
+            ),
+        }
+        if i < 1000 {
+            assert!(
+                got.is_empty(),
+                "connection {i}: {}",
+                String::from_utf8_lossy(&got)
+            );
+        } else if !got.is_empty() {
+            let text = String::from_utf8_lossy(&got);
+            assert!(text.starts_with("HTTP/1.1 4"), "connection {i}: {text}");
+        }
+    }
+    let closed_after = stalled_at.elapsed();
+    assert!(
+        closed_after >= Duration::from_secs(2) && closed_after < Duration::from_secs(20),
+        "closed after {closed_after:?}"
+    );
+    // Nothing of the half-sent statements was logged.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(client.checkpoint().unwrap().size.0, size);
+}
+
+/// One address sending faster than its per-source limit gets 429 `rate_limited` with
+/// `Retry-After`; another address is served as usual.
+#[test]
+fn one_flooding_address_is_limited_and_another_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let op = NoteSigner::generate(&mut rand_core::OsRng, "operator.example").unwrap();
+    let (server, _client) = start_with(&dir.path().join("data"), std::slice::from_ref(&op), |o| {
+        o.rate_limit = Some((1, 20));
+    });
+    let url = format!("{}/checkpoint", server.url);
+    let flooder = reqwest::blocking::Client::new();
+    let mut statuses = Vec::new();
+    let mut refusal = None;
+    for _ in 0..40 {
+        let r = flooder.get(&url).send().unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status().as_u16() == 429 && refusal.is_none() {
+            let retry = r.headers().get("retry-after").cloned();
+            let body: serde_json::Value = r.json().unwrap();
+            refusal = Some((retry, body));
+        }
+    }
+    assert!(statuses[..20].iter().all(|&s| s == 200), "{statuses:?}");
+    assert!(
+        statuses[20..].iter().filter(|&&s| s == 429).count() >= 15,
+        "{statuses:?}"
+    );
+    let (retry, body) = refusal.unwrap();
+    assert!(retry.is_some(), "no Retry-After");
+    assert_eq!(body["error"], "rate_limited", "{body}");
+
+    // Another source address on the loopback network is not affected.
+    let other = reqwest::blocking::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    assert_eq!(other.get(&url).send().unwrap().status().as_u16(), 200);
 }

@@ -547,3 +547,107 @@ fn real_model_answers_when_present() {
     assert!(!a.output.trim().is_empty());
     println!("real model summary: {}", a.output);
 }
+
+/// Polls the runtime's status until `done` holds or `within` passes; returns the last one.
+fn status_until(
+    net: &Devnet,
+    rt: &RuntimeProc,
+    within: std::time::Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let v: serde_json::Value = net
+            .http()
+            .get(format!("{}/v1/status", rt.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if done(&v) || std::time::Instant::now() >= deadline {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The witnesses go away and the log goes on publishing checkpoints nobody cosigned: the
+/// runtime keeps its last verified view (and serves) within `max_log_view_age_secs`, then
+/// closes whatever the network does.
+#[test]
+fn witness_outage_keeps_the_runtime_open_within_the_grace_period_then_closes() {
+    let mut net = devnet(Backend::Sqlite);
+    let settings = RuntimeSettings {
+        label: "witness outage".into(),
+        recheck_secs: 1,
+        max_log_view_age_secs: 6,
+        ..RuntimeSettings::default()
+    };
+    let rt = open_runtime(&net, &settings, "witness-outage");
+    for w in &mut net.witnesses {
+        w.kill();
+    }
+    // A new entry: the log's newest checkpoint now lacks the witnesses' cosignatures.
+    let other = net.runtime_config(&RuntimeSettings {
+        label: "entry during the outage".into(),
+        ..RuntimeSettings::default()
+    });
+    let r = net.release(Devnet::measurement_of(&other), now_unix() + 86_400);
+    let note = Statement::Release(r).sign(&net.operator).unwrap();
+    let resp = net
+        .http()
+        .post(format!("{}/v1/statements", net.log_url))
+        .body(note)
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text());
+    let started = std::time::Instant::now();
+    // Within the grace period: still open, through several failed checks.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let v = status_until(&net, &rt, std::time::Duration::ZERO, |_| true);
+    assert_eq!(v["state"], "open", "{v}\n{}", rt.proc.output());
+    assert!(
+        rt.proc.output().contains("keeping the last verified view"),
+        "{}",
+        rt.proc.output()
+    );
+    // Past it: closed with the reason.
+    let v = status_until(&net, &rt, std::time::Duration::from_secs(30), |v| {
+        v["state"] == "closed"
+    });
+    assert_eq!(v["code"], "log_view_stale", "{v}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+    assert!(v["message"].as_str().unwrap().contains("limit 6 s"), "{v}");
+}
+
+/// The log is gone for good: the runtime stays open on its last view, but never past its
+/// release's not-after, which it checks on every tick without the network.
+#[test]
+fn log_unreachable_still_closes_at_not_after() {
+    let mut net = devnet(Backend::Sqlite);
+    let settings = RuntimeSettings {
+        label: "log gone, release expiring".into(),
+        recheck_secs: 1,
+        ..RuntimeSettings::default()
+    };
+    let config = net.runtime_config(&settings);
+    let not_after = now_unix() + 8;
+    let r = net.release(Devnet::measurement_of(&config), not_after);
+    net.publish(&Statement::Release(r)).unwrap();
+    let mut rt = net.start_runtime(&config, "log-gone").unwrap();
+    let status = net.wait_settled(&mut rt).unwrap();
+    assert_eq!(status["state"], "open", "{status} {}", rt.proc.output());
+    net.log.kill();
+    let v = status_until(&net, &rt, std::time::Duration::from_secs(30), |v| {
+        v["state"] == "closed"
+    });
+    assert_eq!(v["code"], "expired", "{v}\n{}", rt.proc.output());
+    assert!(now_unix() > not_after);
+    assert!(
+        rt.proc
+            .output()
+            .contains("could not confirm the view of the log"),
+        "{}",
+        rt.proc.output()
+    );
+}

@@ -143,6 +143,22 @@ pub enum BundleError {
         /// The time checked.
         now: u64,
     },
+    /// Step 6: the release claims to stay valid longer than the policy's maximum lifetime
+    /// from now (a release is re-published, not made to last).
+    #[error(
+        "step 6, release {version} is valid until {not_after}, more than the maximum lifetime \
+         of {max_secs} s after now ({now})"
+    )]
+    ReleaseLifetimeTooLong {
+        /// Release version.
+        version: String,
+        /// Its not-after.
+        not_after: u64,
+        /// The time checked.
+        now: u64,
+        /// The policy's maximum.
+        max_secs: u64,
+    },
     /// Step 6: the release's measurement is revoked.
     #[error("step 6, release measurement {measurement} is revoked")]
     ReleaseRevoked {
@@ -205,7 +221,9 @@ impl BundleError {
             E::LastSeen(_) => BundleStep::LastSeenConsistency,
             E::Inclusion { .. } | E::InclusionSize { .. } => BundleStep::Inclusion,
             E::ReleaseSignature(_) | E::NotARelease { .. } => BundleStep::ReleaseSignature,
-            E::ReleaseExpired { .. } | E::ReleaseRevoked { .. } => BundleStep::ReleaseValidity,
+            E::ReleaseExpired { .. }
+            | E::ReleaseLifetimeTooLong { .. }
+            | E::ReleaseRevoked { .. } => BundleStep::ReleaseValidity,
             E::PlatformMismatch { .. }
             | E::ReleaseMinTcb { .. }
             | E::TdxTcbBelowRelease { .. }
@@ -398,8 +416,11 @@ impl Bundle {
     }
 }
 
+/// Default [`BundlePolicy::max_release_lifetime_secs`]: 30 days.
+pub const DEFAULT_MAX_RELEASE_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+
 /// What the evidence must satisfy, and the caller's nonce.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BundlePolicy {
     /// SEV-SNP policy (the release's min-tcb is added to its minimum TCBs).
     pub snp: SnpPolicy,
@@ -407,6 +428,23 @@ pub struct BundlePolicy {
     pub tdx: TdxPolicy,
     /// The nonce the caller sent, bound in the report data (none: key config only).
     pub nonce: Option<Vec<u8>>,
+    /// A release whose not-after lies further than this from now is refused: whatever the
+    /// log does, a release a verifier accepts stops being valid within this time, so a
+    /// revocation hidden from a client stops mattering after it. Operators re-publish
+    /// releases before they expire (`publish release` refuses longer ones). Default
+    /// [`DEFAULT_MAX_RELEASE_LIFETIME_SECS`].
+    pub max_release_lifetime_secs: u64,
+}
+
+impl Default for BundlePolicy {
+    fn default() -> Self {
+        BundlePolicy {
+            snp: SnpPolicy::default(),
+            tdx: TdxPolicy::default(),
+            nonce: None,
+            max_release_lifetime_secs: DEFAULT_MAX_RELEASE_LIFETIME_SECS,
+        }
+    }
 }
 
 /// The caller's last seen checkpoint, and a consistency proof between it and the bundle's
@@ -529,6 +567,14 @@ pub fn verify_bundle(
             version: release.version.clone(),
             not_after: release.not_after,
             now,
+        });
+    }
+    if release.not_after > now.saturating_add(policy.max_release_lifetime_secs) {
+        return Err(BundleError::ReleaseLifetimeTooLong {
+            version: release.version.clone(),
+            not_after: release.not_after,
+            now,
+            max_secs: policy.max_release_lifetime_secs,
         });
     }
     if trust.revoked.contains(&release.measurement) {

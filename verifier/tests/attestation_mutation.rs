@@ -40,12 +40,7 @@ fn flip_all(ev: &SnpEvidence, trust: &SnpTrust, policy: &SnpPolicy, now: u64) ->
 fn every_signed_byte_flipped_is_rejected() {
     let amd = SnpTrust::amd();
     let mut tried = 0;
-    tried += flip_all(
-        &milan_vcek_evidence(),
-        &amd,
-        &SnpPolicy::default(),
-        MILAN_NOW,
-    );
+    tried += flip_all(&milan_vcek_evidence(), &amd, &archived_policy(), MILAN_NOW);
     let vlek_policy = SnpPolicy {
         vmpl: 1,
         permit_provisional_firmware: true,
@@ -95,8 +90,9 @@ fn every_certificate_swapped_is_rejected() {
         ..SnpPolicy::default()
     };
     let default_policy = SnpPolicy::default();
+    let archived = archived_policy();
     let sets: Vec<(&str, SnpEvidence, &SnpTrust, &SnpPolicy, u64)> = vec![
-        ("vcek", vcek.clone(), &amd, &default_policy, MILAN_NOW),
+        ("vcek", vcek.clone(), &amd, &archived, MILAN_NOW),
         ("vlek", vlek.clone(), &amd, &vlek_policy, VLEK_VALID_NOW),
         ("sim", sim.clone(), &sim_trust, &default_policy, SIM_NOW),
     ];
@@ -576,7 +572,8 @@ fn every_policy_field_out_of_bounds_is_rejected() {
     )
     .unwrap();
 
-    // Real Milan report: every policy minimum pushed one above the report's value.
+    // Real Milan report (from before AMD's current floors, so without them): every policy
+    // minimum pushed one above the report's value.
     let ev = milan_vcek_evidence();
     let real_tcb = TcbVersion {
         fmc: None,
@@ -593,7 +590,7 @@ fn every_policy_field_out_of_bounds_is_rejected() {
             min_committed_tcb: real_tcb,
             min_launch_tcb: real_tcb,
             min_current_tcb: real_tcb,
-            ..d()
+            ..archived_policy()
         },
         None,
         MILAN_NOW,
@@ -608,7 +605,7 @@ fn every_policy_field_out_of_bounds_is_rejected() {
             _ => t.microcode += 1,
         }
         for which in 0..4 {
-            let mut p = d();
+            let mut p = archived_policy();
             match which {
                 0 => p.min_reported_tcb = t,
                 1 => p.min_committed_tcb = t,
@@ -621,26 +618,29 @@ fn every_policy_field_out_of_bounds_is_rejected() {
         }
     }
     for p in [
-        SnpPolicy { vmpl: 1, ..d() },
+        SnpPolicy {
+            vmpl: 1,
+            ..archived_policy()
+        },
         SnpPolicy {
             min_report_version: 3,
-            ..d()
+            ..archived_policy()
         },
         SnpPolicy {
             min_guest_svn: 1,
-            ..d()
+            ..archived_policy()
         },
         SnpPolicy {
             host_data: Some([1; 32]),
-            ..d()
+            ..archived_policy()
         },
         SnpPolicy {
             allow_smt: false,
-            ..d()
+            ..archived_policy()
         },
         SnpPolicy {
             signature_algorithm: 2,
-            ..d()
+            ..archived_policy()
         },
         SnpPolicy {
             min_firmware: FirmwareVersion {
@@ -648,7 +648,7 @@ fn every_policy_field_out_of_bounds_is_rejected() {
                 minor: 0,
                 build: 0,
             },
-            ..d()
+            ..archived_policy()
         },
     ] {
         assert!(

@@ -47,14 +47,8 @@ fn pinned_fingerprints_match_provenance() {
 #[test]
 fn milan_vcek_set_verifies_at_pinned_time() {
     let ev = milan_vcek_evidence();
-    let got = verify_snp(
-        &ev,
-        &SnpTrust::amd(),
-        &SnpPolicy::default(),
-        None,
-        MILAN_NOW,
-    )
-    .expect("Milan VCEK set must verify");
+    let got = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW)
+        .expect("Milan VCEK set must verify");
     let exp = expected("vcek");
     assert_eq!(got.product, Product::Milan);
     assert_eq!(got.signing_key, VekKind::Vcek);
@@ -90,14 +84,7 @@ fn milan_vcek_without_intermediate_uses_the_pinned_ask() {
     let mut ev = milan_vcek_evidence();
     ev.certs.intermediate_der = None;
     ev.certs.ark_der = None;
-    verify_snp(
-        &ev,
-        &SnpTrust::amd(),
-        &SnpPolicy::default(),
-        None,
-        MILAN_NOW,
-    )
-    .unwrap();
+    verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap();
 }
 
 #[test]
@@ -271,14 +258,7 @@ fn vlek_needs_its_asvk() {
 fn a_carried_root_other_than_the_pinned_one_is_rejected() {
     let mut ev = milan_vcek_evidence();
     ev.certs.ark_der = Some(amd_root("genoa", "ark"));
-    let err = verify_snp(
-        &ev,
-        &SnpTrust::amd(),
-        &SnpPolicy::default(),
-        None,
-        MILAN_NOW,
-    )
-    .unwrap_err();
+    let err = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap_err();
     assert!(
         matches!(
             err,
@@ -297,7 +277,7 @@ fn a_crl_from_another_root_is_rejected() {
     let err = verify_snp(
         &ev,
         &SnpTrust::amd(),
-        &SnpPolicy::default(),
+        &archived_policy(),
         Some(simulated::CRL_EMPTY),
         MILAN_NOW,
     )
@@ -306,7 +286,7 @@ fn a_crl_from_another_root_is_rejected() {
     let err = verify_snp(
         &ev,
         &SnpTrust::amd(),
-        &SnpPolicy::default(),
+        &archived_policy(),
         Some(b"junk"),
         MILAN_NOW,
     )
@@ -343,14 +323,7 @@ fn simulated_evidence_is_rejected_by_default_with_a_clear_error() {
     // A real chain carrying the simulated ARK is rejected for the same reason.
     let mut real = milan_vcek_evidence();
     real.certs.ark_der = Some(simulated::ARK.to_vec());
-    let err = verify_snp(
-        &real,
-        &SnpTrust::amd(),
-        &SnpPolicy::default(),
-        None,
-        MILAN_NOW,
-    )
-    .unwrap_err();
+    let err = verify_snp(&real, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap_err();
     assert_eq!(err, SnpError::SimulatedRootNotTrusted);
 }
 
@@ -368,7 +341,7 @@ fn simulated_evidence_verifies_when_dangerously_trusted() {
     verify_snp(
         &milan_vcek_evidence(),
         &trust,
-        &SnpPolicy::default(),
+        &archived_policy(),
         None,
         MILAN_NOW,
     )
@@ -445,16 +418,8 @@ fn the_cached_chain_path_matches_the_full_path() {
     let vek = SnpTrust::amd()
         .verify_chain(&ev.certs, None, MILAN_NOW)
         .unwrap();
-    let cached =
-        verify_report_with_vek(&vek, &ev.report, &SnpPolicy::default(), MILAN_NOW).unwrap();
-    let full = verify_snp(
-        &ev,
-        &SnpTrust::amd(),
-        &SnpPolicy::default(),
-        None,
-        MILAN_NOW,
-    )
-    .unwrap();
+    let cached = verify_report_with_vek(&vek, &ev.report, &archived_policy(), MILAN_NOW).unwrap();
+    let full = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap();
     assert_eq!(cached, full);
     // The cached chain still checks time.
     let err =
@@ -483,18 +448,22 @@ fn unknown_products_and_garbage_never_panic() {
             report: vec![0xAB; len],
             certs: SnpCertChain::default(),
         };
-        let err = verify_snp(
-            &ev,
-            &SnpTrust::amd(),
-            &SnpPolicy::default(),
-            None,
-            MILAN_NOW,
-        )
-        .unwrap_err();
+        let err =
+            verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap_err();
         assert_eq!(err, SnpError::ReportLength { got: len });
     }
     let mut ev = milan_vcek_evidence();
     ev.certs.vek_der = vec![0x30, 0x82, 0xFF, 0xFF, 1, 2, 3];
+    let err = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap_err();
+    assert!(matches!(err, SnpError::CertificateParse { .. }), "{err}");
+}
+
+/// A genuine 2022 Milan report (SNP SPL 8, microcode SPL 115) on firmware from before
+/// AMD-SB-3019's fix: its signature chain is good, and the default policy refuses it,
+/// naming the component, the floor and the bulletin.
+#[test]
+fn a_genuine_report_below_amds_published_floor_is_refused_naming_it() {
+    let ev = milan_vcek_evidence();
     let err = verify_snp(
         &ev,
         &SnpTrust::amd(),
@@ -503,5 +472,35 @@ fn unknown_products_and_garbage_never_panic() {
         MILAN_NOW,
     )
     .unwrap_err();
-    assert!(matches!(err, SnpError::CertificateParse { .. }), "{err}");
+    assert_eq!(
+        err,
+        SnpError::Policy(SnpPolicyViolation::BelowFloor {
+            which: "reported",
+            component: "snp",
+            got: 8,
+            min: 0x18,
+            product: Product::Milan,
+            bulletin: "AMD-SB-3019, CVE-2024-56161",
+        })
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("reported TCB snp SPL 8 is below Milan's floor 24 (AMD-SB-3019"),
+        "{text}"
+    );
+    // The 2024 Milan VLEK report carries the fix (SNP SPL 24, microcode SPL 217 to 220):
+    // the floors let it through to the policy's other checks.
+    let vlek = SnpPolicy {
+        vmpl: 1,
+        permit_provisional_firmware: true,
+        ..SnpPolicy::default()
+    };
+    verify_snp(
+        &milan_vlek_evidence(),
+        &SnpTrust::amd(),
+        &vlek,
+        None,
+        VLEK_VALID_NOW,
+    )
+    .expect("a report above the floors passes");
 }

@@ -46,6 +46,16 @@ pub fn milan_vcek_evidence() -> SnpEvidence {
     }
 }
 
+/// The policy for the 2022 Milan VCEK report: strict, but without AMD's TCB floors, which it
+/// predates (its SNP SPL is 8; AMD-SB-3019 asks for 24 on Milan).
+#[allow(dead_code)]
+pub fn archived_policy() -> lucent_verifier::snp::SnpPolicy {
+    lucent_verifier::snp::SnpPolicy {
+        tcb_floors: lucent_verifier::snp::TcbFloors::DANGEROUS_NONE,
+        ..lucent_verifier::snp::SnpPolicy::default()
+    }
+}
+
 pub fn milan_vlek_evidence() -> SnpEvidence {
     let chain = pem_certs(include_bytes!(
         "vectors/attestation/snp-milan-vlek-v3/ask_ark_milan_vlek.pem"

@@ -134,7 +134,7 @@ fn good() -> (World, Bundle) {
         Platform::SevSnp,
         &MEASUREMENT,
         vec![0; 8],
-        2_000_000_000,
+        NOW + 86_400,
     ));
     let b = w.bundle(snp_evidence(
         MEASUREMENT,
@@ -412,7 +412,7 @@ fn bad_inclusion_proof_fails_step_4() {
 #[test]
 fn statement_not_signed_by_an_operator_fails_step_5() {
     // The log includes a release signed by someone else.
-    let rel = release(Platform::SevSnp, &MEASUREMENT, vec![0; 8], 2_000_000_000);
+    let rel = release(Platform::SevSnp, &MEASUREMENT, vec![0; 8], NOW + 86_400);
     let mut w = World::new(&rel);
     let rogue = NoteSigner::from_seed("operator.lucent.test", &[66; 32]).unwrap();
     w.release_note = Statement::Release(rel).sign(&rogue).unwrap();
@@ -439,7 +439,7 @@ fn statement_not_signed_by_an_operator_fails_step_5() {
         Platform::SevSnp,
         &MEASUREMENT,
         vec![0; 8],
-        2_000_000_000,
+        NOW + 86_400,
     ));
     w.release_note = Statement::Revoke(Revoke {
         measurement: Measurement::new(Platform::SevSnp, &MEASUREMENT).unwrap(),
@@ -522,7 +522,7 @@ fn evidence_failures_fail_step_7() {
     .encode(lucent_verifier::snp::Product::Milan)
     .to_le_bytes()
     .to_vec();
-    let w = World::new(&release(Platform::SevSnp, &MEASUREMENT, min, 2_000_000_000));
+    let w = World::new(&release(Platform::SevSnp, &MEASUREMENT, min, NOW + 86_400));
     let b = w.bundle(snp_evidence(
         MEASUREMENT,
         report_data(KEY_CONFIG, Some(NONCE)),
@@ -545,7 +545,7 @@ fn evidence_failures_fail_step_7() {
         Platform::Tdx,
         &[0x6d; 240],
         vec![0; 16],
-        2_000_000_000,
+        NOW + 86_400,
     ));
     let b = w.bundle(snp_evidence(
         MEASUREMENT,
@@ -602,7 +602,7 @@ fn a_real_tdx_quote_in_a_bundle_reaches_the_binding_step() {
     for r in [parsed.rt_mr0, parsed.rt_mr1, parsed.rt_mr2, parsed.rt_mr3] {
         m.extend_from_slice(&r);
     }
-    let w = World::new(&release(Platform::Tdx, &m, vec![0; 16], 2_000_000_000));
+    let w = World::new(&release(Platform::Tdx, &m, vec![0; 16], TDX_NOW + 86_400));
     let b = w.bundle(BundleEvidence::Tdx {
         quote: tdx_quote(),
         collateral_json: tdx_collateral_json().to_vec(),
@@ -610,8 +610,14 @@ fn a_real_tdx_quote_in_a_bundle_reaches_the_binding_step() {
     let b = Bundle::decode(&b.encode().unwrap()).unwrap();
     let e = verify_bundle(&b, &w.trust(), &policy(), None, TDX_NOW).unwrap_err();
     assert!(matches!(e, BundleError::KeyNotBound(_)), "{e}");
-    // After the collateral window, step 7 fails instead.
-    let e = verify_bundle(&b, &w.trust(), &policy(), None, 1_760_000_000).unwrap_err();
+    // After the collateral window, step 7 fails instead (a release valid then).
+    let later = 1_760_000_000;
+    let w = World::new(&release(Platform::Tdx, &m, vec![0; 16], later + 86_400));
+    let b = w.bundle(BundleEvidence::Tdx {
+        quote: tdx_quote(),
+        collateral_json: tdx_collateral_json().to_vec(),
+    });
+    let e = verify_bundle(&b, &w.trust(), &policy(), None, later).unwrap_err();
     assert!(
         matches!(e, BundleError::Tdx(TdxError::Expired { .. })),
         "{e}"
@@ -619,7 +625,12 @@ fn a_real_tdx_quote_in_a_bundle_reaches_the_binding_step() {
     // A release for another MRTD fails step 8.
     let mut other = m.clone();
     other[0] ^= 1;
-    let w = World::new(&release(Platform::Tdx, &other, vec![0; 16], 2_000_000_000));
+    let w = World::new(&release(
+        Platform::Tdx,
+        &other,
+        vec![0; 16],
+        TDX_NOW + 86_400,
+    ));
     let b = w.bundle(BundleEvidence::Tdx {
         quote: tdx_quote(),
         collateral_json: tdx_collateral_json().to_vec(),
@@ -627,7 +638,12 @@ fn a_real_tdx_quote_in_a_bundle_reaches_the_binding_step() {
     let e = verify_bundle(&b, &w.trust(), &policy(), None, TDX_NOW).unwrap_err();
     assert!(matches!(e, BundleError::MeasurementMismatch { .. }), "{e}");
     // A release demanding a newer TEE TCB SVN.
-    let w = World::new(&release(Platform::Tdx, &m, vec![0xff; 16], 2_000_000_000));
+    let w = World::new(&release(
+        Platform::Tdx,
+        &m,
+        vec![0xff; 16],
+        TDX_NOW + 86_400,
+    ));
     let b = w.bundle(BundleEvidence::Tdx {
         quote: tdx_quote(),
         collateral_json: tdx_collateral_json().to_vec(),
@@ -687,4 +703,84 @@ fn bundle_decoder_never_panics_on_mutations() {
     // Most single-byte changes inside base64 or note text still decode: the layer that
     // rejects them is verification, tested above.
     assert!(decoded_ok > 0);
+}
+
+/// A genuine Milan report from before AMD-SB-3019's fix, in a bundle whose release names its
+/// measurement: every log step passes, and the evidence step refuses it, naming the floor
+/// (the broker answers `evidence_rejected` with this message, the client `ClientError::Bundle`).
+#[test]
+fn a_report_below_amds_floor_is_refused_at_the_evidence_step_naming_it() {
+    let ev = milan_vcek_evidence();
+    let measurement = lucent_verifier::snp::SnpReport::parse(&ev.report)
+        .unwrap()
+        .measurement();
+    let w = World::new(&release(
+        Platform::SevSnp,
+        &measurement,
+        vec![0; 8],
+        MILAN_NOW + 86_400,
+    ));
+    let b = w.bundle(BundleEvidence::Snp(ev));
+    let trust = TrustSettings {
+        snp: SnpTrust::amd(),
+        ..w.trust()
+    };
+    let e = verify_bundle(&b, &trust, &policy(), None, MILAN_NOW).unwrap_err();
+    assert_eq!(e.step(), Some(BundleStep::Evidence), "{e}");
+    assert!(
+        matches!(
+            &e,
+            BundleError::Snp(SnpError::Policy(SnpPolicyViolation::BelowFloor {
+                component: "snp",
+                got: 8,
+                min: 0x18,
+                ..
+            }))
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("AMD-SB-3019"), "{e}");
+}
+
+/// A release that claims to stay valid longer than the policy's maximum lifetime from now is
+/// refused at step 6, whatever the log holds; at the limit it passes.
+#[test]
+fn a_release_valid_for_longer_than_the_maximum_lifetime_is_refused() {
+    let max = lucent_verifier::bundle::DEFAULT_MAX_RELEASE_LIFETIME_SECS;
+    let w = World::new(&release(
+        Platform::SevSnp,
+        &MEASUREMENT,
+        vec![0; 8],
+        NOW + max + 1,
+    ));
+    let b = w.bundle(snp_evidence(
+        MEASUREMENT,
+        report_data(KEY_CONFIG, Some(NONCE)),
+    ));
+    let e = verify_bundle(&b, &w.trust(), &policy(), None, NOW).unwrap_err();
+    assert_eq!(
+        e,
+        BundleError::ReleaseLifetimeTooLong {
+            version: "1.2.3".into(),
+            not_after: NOW + max + 1,
+            now: NOW,
+            max_secs: max,
+        }
+    );
+    assert_eq!(step(&e), BundleStep::ReleaseValidity);
+    // One second later the same release is within the limit.
+    verify_bundle(&b, &w.trust(), &policy(), None, NOW + 1).unwrap();
+    // A policy may shorten the limit.
+    let short = BundlePolicy {
+        max_release_lifetime_secs: 3600,
+        ..policy()
+    };
+    let e = verify_bundle(&b, &w.trust(), &short, None, NOW + 1).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            BundleError::ReleaseLifetimeTooLong { max_secs: 3600, .. }
+        ),
+        "{e}"
+    );
 }

@@ -137,6 +137,13 @@ impl LogSetup {
             .arg("20")
             .arg("--witness-timeout-ms")
             .arg("2000")
+            // The tests read and write thousands of entries from one address.
+            .args([
+                "--per-source-per-second",
+                "1000000",
+                "--per-source-burst",
+                "1000000",
+            ])
             .env("RUST_LOG", "warn");
         for (url, key) in witnesses {
             cmd.arg("--witness").arg(format!("url={url},key={key}"));

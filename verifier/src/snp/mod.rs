@@ -37,7 +37,7 @@ pub use chain::{
 };
 #[cfg(feature = "dangerous-simulated-tee")]
 pub(crate) use chain::{ARK_SIMULATED, ASK_SIMULATED};
-pub use policy::{SnpPolicy, SnpPolicyViolation};
+pub use policy::{SnpPolicy, SnpPolicyViolation, TcbFloors};
 pub use report::{
     FirmwareVersion, GuestPolicy, Product, SigningKey, SnpReport, TcbVersion, REPORT_LEN,
     SIGNED_LEN,

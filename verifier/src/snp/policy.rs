@@ -50,6 +50,35 @@ pub enum SnpPolicyViolation {
         /// Minimum in the policy.
         min: u8,
     },
+    /// A TCB component is below AMD's published floor for the product
+    /// ([`TcbFloors`]): the platform runs firmware with a known break of SEV-SNP.
+    #[error(
+        "{which} TCB {component} SPL {got} is below {product}'s floor {min} \
+         ({bulletin}): the platform lacks a published security fix"
+    )]
+    BelowFloor {
+        /// `reported`, `committed`, `launch` or `current`.
+        which: &'static str,
+        /// Component name.
+        component: &'static str,
+        /// Value in the report.
+        got: u8,
+        /// The floor.
+        min: u8,
+        /// The product.
+        product: Product,
+        /// Where the floor comes from (bulletin and CVE).
+        bulletin: &'static str,
+    },
+    /// With provisional firmware permitted, the committed TCB is above the current one
+    /// (impossible on a genuine platform: committing only ever moves up to what runs).
+    #[error("committed TCB {committed} is above the current TCB {current}")]
+    CommittedAboveCurrent {
+        /// Committed TCB.
+        committed: TcbVersion,
+        /// Current TCB.
+        current: TcbVersion,
+    },
     /// Current firmware older than the minimum.
     #[error("firmware {got} older than minimum {min}")]
     FirmwareTooOld {
@@ -138,6 +167,103 @@ pub enum SnpPolicyViolation {
     },
 }
 
+/// The lowest TCB AMD's security bulletins name as fixed, per product. A report below its
+/// product's floor (in its reported, committed, launch or current TCB) is refused whatever
+/// the release asks, because the platform's own attestation cannot be trusted there.
+///
+/// [`TcbFloors::AMD_SB_3019`], the default, is AMD-SB-3019 (CVE-2024-56161: improper
+/// signature verification in the AMD CPU ROM microcode patch loader, which let a local
+/// administrator load malicious microcode under SEV-SNP). AMD's fix is a firmware update
+/// whose SNP SPL attestation reports: at least 0x18 (24) on Milan and 0x17 (23) on Genoa.
+/// The microcode floors are the lowest fixed patch level across each product's steppings
+/// (Milan-X `0x0A001244`: SPL 0x44; Genoa-X `0x0A10124F`: SPL 0x4F; Milan's and Genoa's own
+/// fixed patches, `0x0A0011DB` and `0x0A101154`, are higher), so that no fixed part is
+/// refused; the SNP SPL is the bar. The bulletin names no Turin values (Zen 5 was not
+/// affected by it), so Turin has no floor here: set one from later bulletins. The simulated
+/// TEE has none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcbFloors {
+    /// Milan (3rd generation EPYC).
+    pub milan: TcbVersion,
+    /// Genoa (4th generation EPYC).
+    pub genoa: TcbVersion,
+    /// Turin (5th generation EPYC).
+    pub turin: TcbVersion,
+    /// The bulletin the floors come from, named in refusals.
+    pub source: &'static str,
+}
+
+impl TcbFloors {
+    /// AMD-SB-3019 (CVE-2024-56161). See the type's documentation for the values' sources.
+    pub const AMD_SB_3019: TcbFloors = TcbFloors {
+        milan: TcbVersion {
+            fmc: None,
+            bootloader: 0,
+            tee: 0,
+            snp: 0x18,
+            microcode: 0x44,
+        },
+        genoa: TcbVersion {
+            fmc: None,
+            bootloader: 0,
+            tee: 0,
+            snp: 0x17,
+            microcode: 0x4f,
+        },
+        turin: TcbVersion {
+            fmc: Some(0),
+            bootloader: 0,
+            tee: 0,
+            snp: 0,
+            microcode: 0,
+        },
+        source: "AMD-SB-3019, CVE-2024-56161",
+    };
+
+    /// No floor at all: for reports from before a fix (test vectors, archived evidence).
+    /// Accepting such a report today means accepting a platform with a known break.
+    pub const DANGEROUS_NONE: TcbFloors = TcbFloors {
+        milan: TcbVersion {
+            fmc: None,
+            bootloader: 0,
+            tee: 0,
+            snp: 0,
+            microcode: 0,
+        },
+        genoa: TcbVersion {
+            fmc: None,
+            bootloader: 0,
+            tee: 0,
+            snp: 0,
+            microcode: 0,
+        },
+        turin: TcbVersion {
+            fmc: Some(0),
+            bootloader: 0,
+            tee: 0,
+            snp: 0,
+            microcode: 0,
+        },
+        source: "no floor",
+    };
+
+    /// The floor for `product` (none for the simulated TEE).
+    pub fn for_product(&self, product: Product) -> TcbVersion {
+        match product {
+            Product::Milan => self.milan,
+            Product::Genoa => self.genoa,
+            Product::Turin => self.turin,
+            Product::Simulated => TcbVersion::default(),
+        }
+    }
+}
+
+impl Default for TcbFloors {
+    fn default() -> Self {
+        TcbFloors::AMD_SB_3019
+    }
+}
+
 /// Policy for SEV-SNP reports. [`SnpPolicy::default`] is strict: VMPL 0, debug off, no
 /// migration agent, no provisional firmware, VCEK or VLEK, report versions 2–5, ECDSA
 /// P-384, chip ID not masked. TCB and firmware minima default to zero: set them from the
@@ -152,6 +278,8 @@ pub struct SnpPolicy {
     pub allow_migrate_ma: bool,
     /// Accept a guest policy with SMT allowed (most hosts run SMT).
     pub allow_smt: bool,
+    /// AMD's published floors per product, applied to every TCB in the report.
+    pub tcb_floors: TcbFloors,
     /// Minimum `REPORTED_TCB`.
     pub min_reported_tcb: TcbVersion,
     /// Minimum `COMMITTED_TCB`.
@@ -197,6 +325,7 @@ impl Default for SnpPolicy {
             allow_debug: false,
             allow_migrate_ma: false,
             allow_smt: true,
+            tcb_floors: TcbFloors::default(),
             min_reported_tcb: TcbVersion::default(),
             min_committed_tcb: TcbVersion::default(),
             min_launch_tcb: TcbVersion::default(),
@@ -282,6 +411,26 @@ impl SnpPolicy {
                 got: SigningKey::Vlek,
             });
         }
+        let floor = self.tcb_floors.for_product(product);
+        for (which, raw) in [
+            ("reported", report.reported_tcb_raw()),
+            ("committed", report.committed_tcb_raw()),
+            ("launch", report.launch_tcb_raw()),
+            ("current", report.current_tcb_raw()),
+        ] {
+            if let Some((component, got, min)) =
+                TcbVersion::decode(raw, product).first_below(&floor)
+            {
+                return Err(SnpPolicyViolation::BelowFloor {
+                    which,
+                    component,
+                    got,
+                    min,
+                    product,
+                    bulletin: self.tcb_floors.source,
+                });
+            }
+        }
         for (which, raw, min) in [
             (
                 "reported",
@@ -313,6 +462,16 @@ impl SnpPolicy {
             });
         }
         let committed = report.committed_firmware();
+        let (committed_tcb, current_tcb) = (
+            TcbVersion::decode(report.committed_tcb_raw(), product),
+            TcbVersion::decode(report.current_tcb_raw(), product),
+        );
+        if committed > current || current_tcb.first_below(&committed_tcb).is_some() {
+            return Err(SnpPolicyViolation::CommittedAboveCurrent {
+                committed: committed_tcb,
+                current: current_tcb,
+            });
+        }
         if !self.permit_provisional_firmware
             && (current != committed || report.current_tcb_raw() != report.committed_tcb_raw())
         {
