@@ -29,8 +29,11 @@
 //! HTTP contract with `cvm-runtime`: `GET /v1/attestation[?nonce=<base64>]` answers the
 //! `lucent/bundle/v1` JSON; `POST /v1/summarize` and `POST /v1/suggest` take an RFC 9458
 //! encapsulated request ([`lucent_verifier::encapsulation::MediaLabels::LUCENT_CVM`]) whose plaintext is
-//! `{"text": string, "max_tokens": u32?}` and answer the sealed response, whose plaintext is
-//! `{"output": string, "tokens": u32, ...}`. Errors are `{"error": code, "message": text}`.
+//! `{"text": string, "max_tokens": u32?}` (padded to its bucket) and answer the sealed
+//! response, whose plaintext is `{"output": string, "tokens": u32, ...}` or, when the CVM
+//! opened the request and refused it, `{"error": code, "message": text}`
+//! ([`lucent_verifier::cvm_api::TaskReply`], [`ClientError::TaskRefused`]). Errors before
+//! the request is opened are plain `{"error": code, "message": text}`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -46,7 +49,7 @@ use lucent_verifier::bundle::{
 use lucent_verifier::checkpoint::{
     verify_checkpoint, verify_witnessed, CheckpointError, SignedCheckpoint,
 };
-use lucent_verifier::cvm_api::{Task, TaskAnswer, TaskRequest};
+use lucent_verifier::cvm_api::{pad_to_bucket, padded_len, Task, TaskReply, TaskRequest};
 use lucent_verifier::encapsulation::{
     open_response, seal_request, EncapsulationError, KeyConfig as HpkeKeyConfig,
 };
@@ -97,6 +100,26 @@ pub enum ClientError {
     /// The last seen checkpoint could not be read, verified or stored.
     #[error(transparent)]
     LastSeen(#[from] StoreError),
+    /// The [`VerifiedCvm`] is past its release's or its key config's not-after: attest again.
+    #[error("the verification of {url} was valid until {valid_until}, now is {now}; attest again")]
+    VerificationExpired {
+        /// The CVM.
+        url: String,
+        /// Until when it was valid.
+        valid_until: u64,
+        /// The time of the attempt.
+        now: u64,
+    },
+    /// The CVM opened the request and refused it (sealed: only this client saw why).
+    #[error("{url}: the CVM refused the request ({code}): {message}")]
+    TaskRefused {
+        /// The task's URL.
+        url: String,
+        /// The stable code (`bad_request`, `model_refused`, `busy`, `timeout`, `internal`).
+        code: String,
+        /// The CVM's message.
+        message: String,
+    },
     /// Sealing the request or opening the answer failed.
     #[error("encrypted channel to {url}: {source}")]
     Encapsulation {
@@ -149,6 +172,7 @@ pub struct VerifiedCvm {
     verdict: BundleVerdict,
     key_config_index: u64,
     timings: AttestTimings,
+    valid_until: u64,
 }
 
 impl VerifiedCvm {
@@ -171,6 +195,11 @@ impl VerifiedCvm {
     /// Where the time of the attestation went.
     pub fn timings(&self) -> AttestTimings {
         self.timings
+    }
+    /// Until when (Unix seconds) it may be used: the earlier of its release's and its key
+    /// config's not-after. [`Client::ask`] refuses it afterwards; attest again.
+    pub fn valid_until(&self) -> u64 {
+        self.valid_until
     }
 }
 
@@ -269,7 +298,7 @@ impl Client {
         key_id: u8,
         cp: SignedCheckpoint,
         now: u64,
-    ) -> Result<(u64, SignedCheckpoint), ClientError> {
+    ) -> Result<(u64, u64, SignedCheckpoint), ClientError> {
         let not_logged = |reason: String| ClientError::KeyConfigNotLogged {
             url: url.to_owned(),
             key_id,
@@ -318,7 +347,7 @@ impl Client {
                         e.index
                     ))
                 })?;
-            return Ok((e.index, cp));
+            return Ok((e.index, k.not_after, cp));
         }
         Err(not_logged(if seen_other {
             "the log holds other key configs under this id, not this one".into()
@@ -417,7 +446,7 @@ impl Client {
                 .unwrap_or_else(|| verdict.checkpoint.signed.clone())
         };
         let t = Instant::now();
-        let (key_config_index, newest) = self
+        let (key_config_index, key_config_not_after, newest) = self
             .key_config_logged(
                 &cvm_url,
                 &verdict.key_config,
@@ -434,12 +463,14 @@ impl Client {
         if grew {
             self.config.last_seen.store(&newest.note)?;
         }
+        let valid_until = verdict.release.not_after.min(key_config_not_after);
         Ok(VerifiedCvm {
             url: cvm_url,
             key_config,
             verdict,
             key_config_index,
             timings,
+            valid_until,
         })
     }
 
@@ -455,12 +486,21 @@ impl Client {
             url: cvm.url.clone(),
             source,
         };
+        // A verification is good only as long as what it verified: re-checked on every use.
+        let now = now_unix();
+        if now > cvm.valid_until {
+            return Err(ClientError::VerificationExpired {
+                url: cvm.url.clone(),
+                valid_until: cvm.valid_until,
+                now,
+            });
+        }
         let t = Instant::now();
         let request = TaskRequest {
             text: text.to_owned(),
             max_tokens,
         };
-        let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&request).map_err(|e| {
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(&request).map_err(|e| {
             FetchError::Malformed {
                 what: "request",
                 url: cvm.url.clone(),
@@ -468,6 +508,12 @@ impl Client {
             }
         })?);
         drop(request);
+        // Padded to its bucket, so the ciphertext's length tells only the bucket; the room is
+        // reserved first so that no unwiped copy of the text is left behind.
+        let mut plaintext = zeroize::Zeroizing::new(Vec::with_capacity(padded_len(json.len())));
+        plaintext.extend_from_slice(&json);
+        drop(json);
+        pad_to_bucket(&mut plaintext);
         let (request, context) =
             seal_request(&cvm.key_config, &plaintext, &mut OsRng).map_err(enc_err)?;
         let mut crypto = t.elapsed();
@@ -488,13 +534,23 @@ impl Client {
 
         let t = Instant::now();
         let opened = open_response(&context, &body).map_err(enc_err)?;
-        let answer: TaskAnswer =
+        let reply: TaskReply =
             serde_json::from_slice(&opened).map_err(|e| FetchError::Malformed {
                 what: "answer",
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
         crypto += t.elapsed();
+        let answer = match reply {
+            TaskReply::Answer(a) => a,
+            TaskReply::Error(e) => {
+                return Err(ClientError::TaskRefused {
+                    url,
+                    code: e.error,
+                    message: e.message,
+                })
+            }
+        };
         Ok(Answer {
             output: answer.output.clone(),
             tokens: answer.tokens,

@@ -35,7 +35,9 @@ use axum::Router;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use lucent_model::{LanguageModel, ModelError, StopReason, Task};
-use lucent_verifier::cvm_api::{self, Status, TaskAnswer, TaskRequest};
+use lucent_verifier::cvm_api::{
+    self, pad_to_bucket, padded_len, Status, TaskAnswer, TaskReply, TaskRequest,
+};
 use lucent_verifier::encapsulation::{
     open_request, EncapsulationError, MIN_REQUEST_BYTES, PUBLIC_KEY_LEN, REQUEST_HEADER_LEN,
 };
@@ -83,8 +85,8 @@ pub async fn run(
     .await
 }
 
-/// Allow-listed fields only: route template, status, error code, duration. Never the
-/// query, headers or body.
+/// Allow-listed fields only: route template, status and a coarse duration bucket. Never the
+/// query, headers, body, or a precise time.
 async fn access_log(req: Request<Body>, next: Next) -> Response {
     let route = req
         .extensions()
@@ -98,10 +100,21 @@ async fn access_log(req: Request<Body>, next: Next) -> Response {
         method = %method,
         route = %route,
         status = resp.status().as_u16(),
-        ms = t.elapsed().as_millis() as u64,
+        duration = coarse_duration(t.elapsed()),
         "request"
     );
     resp
+}
+
+/// A request's duration as a coarse bucket: the log must not tell how long the model ran on
+/// someone's text (which depends on its length and content).
+fn coarse_duration(d: Duration) -> &'static str {
+    match d.as_millis() {
+        0..=99 => "<0.1s",
+        100..=999 => "<1s",
+        1000..=9_999 => "<10s",
+        _ => ">=10s",
+    }
 }
 
 fn open_phase(rt: &Runtime) -> Result<Arc<crate::runtime::Open>, ApiError> {
@@ -173,6 +186,11 @@ async fn attestation(
     let nonce = parse_nonce(&q)?;
     let mut bundle = open.check.bundle.clone();
     if let Some(nonce) = nonce {
+        // Each fresh report is the hardware's work: at most a few at once (the per-source
+        // rate limit bounds how often one address asks).
+        let _slot = rt.attestations.try_acquire().map_err(|_| ApiError::Busy {
+            limit: rt.config.file.max_concurrent_attestations,
+        })?;
         let rt2 = rt.clone();
         let evidence = tokio::task::spawn_blocking(move || {
             attest(rt2.attester.as_ref(), &rt2.key_config, Some(&nonce))
@@ -258,6 +276,39 @@ async fn handle(
     if !rt.replay.lock().map(|mut r| r.insert(enc)).unwrap_or(false) {
         return Err(ApiError::Replayed);
     }
+    // From here on every outcome is sealed to the client and padded: the wire shows the same
+    // status and the bucket's length whether the model answered or refused.
+    let reply = match answer(&rt, &open, task, plaintext).await {
+        Ok(answer) => TaskReply::Answer(answer),
+        Err(e) => {
+            let (_, code) = e.status_and_code();
+            TaskReply::Error(lucent_verifier::log_api::ErrorBody::new(
+                code,
+                e.to_string(),
+            ))
+        }
+    };
+    let json =
+        Zeroizing::new(serde_json::to_vec(&reply).map_err(|e| ApiError::Internal(e.to_string()))?);
+    drop(reply);
+    // Room for the padding up front, so no copy of the answer is left behind unwiped.
+    let mut plain = Zeroizing::new(Vec::with_capacity(padded_len(json.len())));
+    plain.extend_from_slice(&json);
+    drop(json);
+    pad_to_bucket(&mut plain);
+    let sealed = sealer
+        .seal_response(&plain, &mut rand_core::OsRng)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "message/ohttp-res")], sealed).into_response())
+}
+
+/// Parses an opened request and runs the model on it.
+async fn answer(
+    rt: &Arc<Runtime>,
+    open: &crate::runtime::Open,
+    task: Task,
+    plaintext: Zeroizing<Vec<u8>>,
+) -> Result<TaskAnswer, ApiError> {
     let req: TaskRequest = serde_json::from_slice(&plaintext).map_err(|e| ApiError::BadRequest {
         // Category and position only: serde's message can quote the input.
         reason: format!(
@@ -291,17 +342,11 @@ async fn handle(
     drop(permit);
     let (mut output, tokens) = result?;
     // The answer takes the text; it wipes it when dropped, as `output` would have.
-    let answer = TaskAnswer {
+    Ok(TaskAnswer {
         output: std::mem::take(&mut *output),
         tokens,
         model_ms: Some(t.elapsed().as_millis() as u64),
-    };
-    let answer =
-        Zeroizing::new(serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))?);
-    let sealed = sealer
-        .seal_response(&answer, &mut rand_core::OsRng)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "message/ohttp-res")], sealed).into_response())
+    })
 }
 
 fn model_error(e: ModelError) -> ApiError {

@@ -9,7 +9,7 @@
 //! tsm_root = "/sys/kernel/config/tsm/report"
 //! recheck_secs = 300
 //! max_log_view_age_secs = 3600
-//! max_body_bytes = 65536
+//! max_body_bytes = 65591                         # a padded 64 KiB request and its framing
 //! request_timeout_ms = 60000
 //! max_input_tokens = 2048
 //! max_output_tokens = 256
@@ -21,6 +21,9 @@
 //! body_read_timeout_ms = 30000
 //! per_source_per_second = 100
 //! per_source_burst = 1000
+//!
+//! [policy]                                        # lucent_verifier::trust::PolicyConfig
+//! snp_allow_smt = true                            # false: refuse guests that allow SMT
 //!
 //! [trust]                                         # lucent_verifier::trust::TrustConfig
 //! log_key = "log.example.com+1234abcd+A..."       # checkpoint verifier key
@@ -123,11 +126,15 @@ fn default_tsm_root() -> PathBuf {
 fn default_recheck() -> u64 {
     300
 }
+fn default_attestations() -> usize {
+    4
+}
 fn default_view_age() -> u64 {
     3600
 }
 fn default_body() -> usize {
-    64 * 1024
+    // A request padded to the 64 KiB bucket, and its framing.
+    64 * 1024 + lucent_verifier::encapsulation::MIN_REQUEST_BYTES
 }
 fn default_timeout() -> u64 {
     60_000
@@ -194,6 +201,10 @@ pub struct FileConfig {
     /// Most model runs at once (others are refused with `busy`).
     #[serde(default = "default_concurrency")]
     pub max_concurrent: usize,
+    /// Most fresh attestation reports (`/v1/attestation?nonce=`) made at once (others are
+    /// refused with `busy`).
+    #[serde(default = "default_attestations")]
+    pub max_concurrent_attestations: usize,
     /// The RFC 9458 key id of this boot's key (default: random).
     #[serde(default)]
     pub key_id: Option<u8>,
@@ -207,6 +218,9 @@ pub struct FileConfig {
     /// Connection limits: header and body read timeouts, per-source rate limit.
     #[serde(default)]
     pub http: lucent_service::http::HttpLimits,
+    /// Evidence policy choices ([`lucent_verifier::trust::PolicyConfig`]); strict defaults.
+    #[serde(default)]
+    pub policy: lucent_verifier::trust::PolicyConfig,
     /// What the runtime trusts (the rules of [`lucent_verifier::trust`]).
     pub trust: TrustConfig,
 }
@@ -269,18 +283,25 @@ impl RuntimeConfig {
         file.http
             .check()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        if file.max_body_bytes == 0 || file.replay_window == 0 || file.max_concurrent == 0 {
+        if file.max_body_bytes == 0
+            || file.replay_window == 0
+            || file.max_concurrent == 0
+            || file.max_concurrent_attestations == 0
+        {
             return Err(ConfigError::Invalid(
-                "max_body_bytes, replay_window and max_concurrent must be positive".into(),
+                "max_body_bytes, replay_window, max_concurrent and max_concurrent_attestations \
+                 must be positive"
+                    .into(),
             ));
         }
         // The simulated TEE's evidence verifies only under its root.
         let mut trust = file.trust.clone();
         trust.dangerous.trust_simulated_root |= file.dangerous_simulated_tee;
         let trust = trust.settings()?;
+        let policy = file.policy.policy()?;
         Ok(RuntimeConfig {
             trust,
-            policy: BundlePolicy::default(),
+            policy,
             file,
             raw: raw.to_vec(),
         })

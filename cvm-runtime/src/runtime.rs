@@ -98,6 +98,8 @@ pub struct Runtime {
     pub replay: Mutex<ReplayWindow>,
     /// Model runs in flight or waiting.
     pub running: tokio::sync::Semaphore,
+    /// Fresh attestation reports being made.
+    pub attestations: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -128,6 +130,7 @@ impl Runtime {
             follower,
             replay: Mutex::new(ReplayWindow::new(config.file.replay_window)),
             running: tokio::sync::Semaphore::new(config.file.max_concurrent),
+            attestations: tokio::sync::Semaphore::new(config.file.max_concurrent_attestations),
             config,
             attester,
             keypair,

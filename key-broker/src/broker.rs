@@ -1,7 +1,8 @@
-//! The broker's decision, without HTTP: consume the nonce, verify the bundle with the
+//! The broker's decision, without HTTP: check the nonce, verify the bundle with the
 //! broker's trust and policy (nonce bound), advance the last seen checkpoint, check the
 //! release against the broker's own view of the log (no revocation of its measurement, the
-//! view confirmed recently and covering the bundle's checkpoint), seal the key.
+//! view confirmed recently and covering the bundle's checkpoint), spend the nonce, seal the
+//! key.
 
 use std::sync::{Arc, Mutex};
 
@@ -117,7 +118,10 @@ impl Broker {
             weights_key: config.weights_key,
             follower: config.follower,
             max_view_age_secs: config.max_view_age_secs,
-            nonces: Mutex::new(NonceStore::new(config.nonce_ttl_secs)),
+            nonces: Mutex::new(NonceStore::new(
+                config.nonce_ttl_secs,
+                &mut rand_core::OsRng,
+            )),
             last_seen: Mutex::new(last_seen),
             clock,
         })
@@ -136,7 +140,7 @@ impl Broker {
             .nonces
             .lock()
             .map_err(|_| poisoned())?
-            .issue(&mut rand_core::OsRng, now)?;
+            .issue(&mut rand_core::OsRng, now);
         Ok(NonceGrant {
             nonce,
             expires_at,
@@ -167,18 +171,20 @@ impl Broker {
         }
     }
 
-    /// Consumes the nonce, verifies the bundle, advances the last seen checkpoint and seals
-    /// the weights key to the CVM's key config.
+    /// Checks the nonce, verifies the bundle, advances the last seen checkpoint, checks the
+    /// release against the broker's view of the log, spends the nonce and seals the weights
+    /// key to the CVM's key config.
     pub fn release_key(&self, req: &KeyRequest) -> Result<KeyRelease, BrokerError> {
         // Checked before the nonce is spent: a key config nothing can be sealed to is the
         // request's fault.
         let config = KeyConfig::parse(&req.bundle.key_config).map_err(BrokerError::BadKeyConfig)?;
         config.preferred().map_err(BrokerError::BadKeyConfig)?;
         let now = (self.clock)();
+        // Issued here, unexpired and unspent; spent below only once the release succeeds.
         self.nonces
             .lock()
             .map_err(|_| poisoned())?
-            .consume(&req.nonce, now)?;
+            .check(&req.nonce, now)?;
 
         let policy = BundlePolicy {
             nonce: Some(req.nonce.clone()),
@@ -227,6 +233,11 @@ impl Broker {
             });
         }
 
+        // Spent atomically: of two requests racing with one nonce, one gets the key.
+        self.nonces
+            .lock()
+            .map_err(|_| poisoned())?
+            .spend(&req.nonce, now)?;
         let sealed_key = seal_weights_key(&config, &self.weights_key, &mut rand_core::OsRng)
             .map_err(|e| match e {
                 KeyReleaseError::KeyConfig(e) => BrokerError::BadKeyConfig(e),

@@ -15,6 +15,11 @@
 //! per_source_per_second = 100
 //! per_source_burst = 1000
 //!
+//! [policy]                                         # lucent_verifier::trust::PolicyConfig
+//! snp_allow_smt = true                             # false: refuse guests that allow SMT
+//! snp_chip_ids = []                                # only these chips (hex), when given
+//! max_release_lifetime_secs = 2592000              # 30 days
+//!
 //! [trust]                                          # lucent_verifier::trust::TrustConfig
 //! log_key = "log.example.com+1234abcd+A..."        # note verifier key
 //! witnesses = ["witness.example.com+...+..."]      # cosignature/v1 keys
@@ -42,7 +47,6 @@ use std::time::Duration;
 use lucent_client::follow::{FollowPolicy, Follower};
 use lucent_client::{AtomicFile, LogClient};
 use lucent_service::config_file::{self, ConfigFileError};
-use lucent_verifier::bundle::BundlePolicy;
 use lucent_verifier::key_release::weights::WeightsKey;
 use lucent_verifier::trust::{TrustConfig, TrustConfigError, TrustSettings};
 use serde::Deserialize;
@@ -74,6 +78,9 @@ pub struct FileConfig {
     /// Connection limits: header and body read timeouts, per-source rate limit.
     #[serde(default)]
     pub http: lucent_service::http::HttpLimits,
+    /// Evidence policy choices ([`lucent_verifier::trust::PolicyConfig`]); strict defaults.
+    #[serde(default)]
+    pub policy: lucent_verifier::trust::PolicyConfig,
     /// What the broker trusts.
     pub trust: TrustConfig,
 }
@@ -173,7 +180,7 @@ impl FileConfig {
             follower,
             max_view_age_secs: self.max_log_view_age_secs,
             trust,
-            policy: BundlePolicy::default(),
+            policy: self.policy.policy()?,
             nonce_ttl_secs: self.nonce_ttl_secs,
             state_file: AtomicFile::new(&self.state_file),
             weights_key,

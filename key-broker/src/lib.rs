@@ -3,9 +3,11 @@
 //! release in the transparency log (DESIGN.md flow 4).
 //!
 //! What it does:
-//! - issues single-use nonces with a short lifetime ([`nonce`]); a CVM binds one into its
-//!   evidence's `report_data` ([`lucent_verifier::binding`]), so evidence cannot be
-//!   replayed, and a stale, unknown or reused nonce is refused with its own error;
+//! - issues single-use nonces with a short lifetime ([`nonce`]), keeping no state for them
+//!   (each carries its expiry and a MAC), so a flood of nonce requests cannot crowd out a
+//!   CVM's; a CVM binds one into its evidence's `report_data` ([`lucent_verifier::binding`]),
+//!   so evidence cannot be replayed, and a stale, unknown or reused nonce is refused with its
+//!   own error;
 //! - verifies the CVM's bundle (checkpoint signature, witness quorum, consistency with the
 //!   broker's last seen checkpoint, inclusion of the release, operator signature, expiry and
 //!   revocation, evidence chain and policy, measurement, key and nonce binding) ([`broker`]);

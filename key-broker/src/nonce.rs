@@ -1,19 +1,26 @@
 //! Single-use nonces with a short lifetime: the broker's challenge, bound by the CVM into
 //! its evidence's `report_data` so that evidence cannot be replayed.
 //!
-//! A nonce is consumed by its first use, whether the request then succeeds or not. A used
-//! nonce is remembered until it would have expired (a replay in that window is
-//! [`NonceError::Replayed`]); after that it is forgotten and reads as unknown, which is
-//! refused all the same.
+//! Issuing keeps no state, so a flood of nonce requests costs the broker nothing and cannot
+//! crowd out a real CVM's: a nonce is its expiry (8 bytes), 8 random bytes, and the first
+//! 16 bytes of an HMAC-SHA-256 over both under a secret the broker draws at start (a restart
+//! invalidates outstanding nonces, which live a minute). A nonce is checked (MAC, expiry)
+//! before the bundle is verified, and spent only by a key release that succeeded: spent
+//! nonces are remembered until they expire, so a release cannot be replayed, and only
+//! evidence that verified (from real hardware bound to that nonce) can add to that memory.
 
 use std::collections::HashMap;
 
+use hmac::{Hmac, Mac as _};
 use rand_core::CryptoRngCore;
+use sha2::Sha256;
+use zeroize::Zeroizing;
 
 /// Nonce length in bytes.
 pub const NONCE_LEN: usize = 32;
-/// Most nonces outstanding (issued or recently used) at once.
-pub const MAX_OUTSTANDING_NONCES: usize = 16_384;
+/// Most spent, unexpired nonces remembered; past it (with every one still unexpired) a
+/// release is refused until some expire.
+pub const MAX_SPENT_NONCES: usize = 65_536;
 
 /// A broker nonce.
 pub type Nonce = [u8; NONCE_LEN];
@@ -22,13 +29,13 @@ pub type Nonce = [u8; NONCE_LEN];
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NonceError {
-    /// Never issued by this broker (or forgotten after expiry).
-    #[error("nonce was not issued by this broker or has been forgotten")]
+    /// Not issued by this broker process (its MAC does not verify).
+    #[error("nonce was not issued by this broker (or before it restarted)")]
     Unknown,
-    /// Already used.
+    /// Already spent by a key release.
     #[error("nonce already used at {used_at}")]
     Replayed {
-        /// When it was used (Unix seconds).
+        /// When it was spent (Unix seconds).
         used_at: u64,
     },
     /// Issued, but expired before use.
@@ -39,43 +46,42 @@ pub enum NonceError {
         /// The time of the attempt.
         now: u64,
     },
-    /// Too many outstanding nonces: the broker refuses new ones until some expire.
-    #[error("{outstanding} nonces outstanding, limit {limit}")]
+    /// Too many releases within one nonce lifetime.
+    #[error("{outstanding} nonces spent within their lifetime, limit {limit}")]
     TooMany {
-        /// Outstanding now.
+        /// Spent and unexpired now.
         outstanding: usize,
         /// The limit.
         limit: usize,
     },
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Entry {
-    Issued { expires_at: u64 },
-    Used { used_at: u64, expires_at: u64 },
+/// Issues and checks nonces; remembers the spent ones until they expire.
+pub struct NonceStore {
+    ttl: u64,
+    secret: Zeroizing<[u8; 32]>,
+    /// Spent nonce -> (spent at, expires at).
+    spent: HashMap<Nonce, (u64, u64)>,
 }
 
-impl Entry {
-    fn expires_at(self) -> u64 {
-        match self {
-            Entry::Issued { expires_at } | Entry::Used { expires_at, .. } => expires_at,
-        }
+impl std::fmt::Debug for NonceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NonceStore")
+            .field("ttl", &self.ttl)
+            .field("spent", &self.spent.len())
+            .finish_non_exhaustive()
     }
 }
 
-/// Issued and recently used nonces.
-#[derive(Debug)]
-pub struct NonceStore {
-    ttl: u64,
-    entries: HashMap<Nonce, Entry>,
-}
-
 impl NonceStore {
-    /// A store whose nonces live `ttl_secs` seconds.
-    pub fn new(ttl_secs: u64) -> Self {
+    /// A store whose nonces live `ttl_secs` seconds, with a fresh secret from `rng`.
+    pub fn new<R: CryptoRngCore + ?Sized>(ttl_secs: u64, rng: &mut R) -> Self {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut secret[..]);
         NonceStore {
             ttl: ttl_secs,
-            entries: HashMap::new(),
+            secret,
+            spent: HashMap::new(),
         }
     }
 
@@ -84,49 +90,70 @@ impl NonceStore {
         self.ttl
     }
 
-    /// Issues a fresh nonce at `now`; returns it and its expiry.
-    pub fn issue<R: CryptoRngCore + ?Sized>(
-        &mut self,
-        rng: &mut R,
-        now: u64,
-    ) -> Result<(Nonce, u64), NonceError> {
-        if self.entries.len() >= MAX_OUTSTANDING_NONCES {
-            self.entries.retain(|_, e| e.expires_at() >= now);
-        }
-        if self.entries.len() >= MAX_OUTSTANDING_NONCES {
-            return Err(NonceError::TooMany {
-                outstanding: self.entries.len(),
-                limit: MAX_OUTSTANDING_NONCES,
-            });
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        rng.fill_bytes(&mut nonce);
-        let expires_at = now.saturating_add(self.ttl);
-        self.entries.insert(nonce, Entry::Issued { expires_at });
-        Ok((nonce, expires_at))
+    fn mac(&self, body: &[u8]) -> [u8; 16] {
+        // HMAC takes a key of any length.
+        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.secret[..])
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(b"lucent/broker-nonce/v1");
+        mac.update(body);
+        let tag = mac.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&tag[..16]);
+        out
     }
 
-    /// Consumes `nonce` at `now`: succeeds once per issued, unexpired nonce.
-    pub fn consume(&mut self, nonce: &[u8], now: u64) -> Result<(), NonceError> {
-        let key: Nonce = nonce.try_into().map_err(|_| NonceError::Unknown)?;
-        let entry = self.entries.get_mut(&key).ok_or(NonceError::Unknown)?;
-        match *entry {
-            Entry::Used { used_at, .. } => Err(NonceError::Replayed { used_at }),
-            Entry::Issued { expires_at } if now > expires_at => {
-                self.entries.remove(&key);
-                Err(NonceError::Stale {
-                    expired_at: expires_at,
-                    now,
-                })
-            }
-            Entry::Issued { expires_at } => {
-                *entry = Entry::Used {
-                    used_at: now,
-                    expires_at,
-                };
-                Ok(())
-            }
+    /// Issues a fresh nonce at `now`; returns it and its expiry. Keeps nothing.
+    pub fn issue<R: CryptoRngCore + ?Sized>(&self, rng: &mut R, now: u64) -> (Nonce, u64) {
+        let expires_at = now.saturating_add(self.ttl);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[..8].copy_from_slice(&expires_at.to_be_bytes());
+        rng.fill_bytes(&mut nonce[8..16]);
+        let tag = self.mac(&nonce[..16]);
+        nonce[16..].copy_from_slice(&tag);
+        (nonce, expires_at)
+    }
+
+    /// Checks that `nonce` was issued here, is unexpired at `now` and unspent; returns it.
+    pub fn check(&self, nonce: &[u8], now: u64) -> Result<Nonce, NonceError> {
+        let nonce: Nonce = nonce.try_into().map_err(|_| NonceError::Unknown)?;
+        let tag = self.mac(&nonce[..16]);
+        // Constant time: the tag must not be guessable byte by byte.
+        let mut diff = 0u8;
+        for (a, b) in tag.iter().zip(&nonce[16..]) {
+            diff |= a ^ b;
         }
+        if diff != 0 {
+            return Err(NonceError::Unknown);
+        }
+        let mut expiry = [0u8; 8];
+        expiry.copy_from_slice(&nonce[..8]);
+        let expired_at = u64::from_be_bytes(expiry);
+        if now > expired_at {
+            return Err(NonceError::Stale { expired_at, now });
+        }
+        if let Some(&(used_at, _)) = self.spent.get(&nonce) {
+            return Err(NonceError::Replayed { used_at });
+        }
+        Ok(nonce)
+    }
+
+    /// Spends `nonce` (already [`NonceStore::check`]ed) at `now`: it is refused from then on.
+    pub fn spend(&mut self, nonce: &[u8], now: u64) -> Result<(), NonceError> {
+        let nonce = self.check(nonce, now)?;
+        if self.spent.len() >= MAX_SPENT_NONCES {
+            self.spent
+                .retain(|_, &mut (_, expires_at)| expires_at >= now);
+        }
+        if self.spent.len() >= MAX_SPENT_NONCES {
+            return Err(NonceError::TooMany {
+                outstanding: self.spent.len(),
+                limit: MAX_SPENT_NONCES,
+            });
+        }
+        let mut expiry = [0u8; 8];
+        expiry.copy_from_slice(&nonce[..8]);
+        self.spent.insert(nonce, (now, u64::from_be_bytes(expiry)));
+        Ok(())
     }
 }
 
@@ -138,41 +165,57 @@ mod tests {
     #[test]
     fn single_use_and_expiry() {
         let mut rng = rand_core::OsRng;
-        let mut store = NonceStore::new(30);
-        let (a, exp) = store.issue(&mut rng, 1000).unwrap();
+        let mut store = NonceStore::new(30, &mut rng);
+        let (a, exp) = store.issue(&mut rng, 1000);
         assert_eq!(exp, 1030);
-        let (b, _) = store.issue(&mut rng, 1000).unwrap();
+        let (b, _) = store.issue(&mut rng, 1000);
         assert_ne!(a, b);
-        assert_eq!(store.consume(&a, 1030), Ok(()));
+        assert_eq!(store.check(&a, 1030), Ok(a));
+        assert_eq!(store.spend(&a, 1030), Ok(()));
         assert_eq!(
-            store.consume(&a, 1031),
+            store.spend(&a, 1030),
             Err(NonceError::Replayed { used_at: 1030 })
         );
         assert_eq!(
-            store.consume(&b, 1031),
+            store.check(&b, 1031),
             Err(NonceError::Stale {
                 expired_at: 1030,
                 now: 1031
             })
         );
-        // A stale nonce is forgotten once reported.
-        assert_eq!(store.consume(&b, 1031), Err(NonceError::Unknown));
-        assert_eq!(store.consume(&[0; 32], 1000), Err(NonceError::Unknown));
-        assert_eq!(store.consume(&a[..31], 1000), Err(NonceError::Unknown));
+        assert_eq!(store.check(&[0; 32], 1000), Err(NonceError::Unknown));
+        assert_eq!(store.check(&a[..31], 1000), Err(NonceError::Unknown));
+        // Any changed bit, in the expiry, the random part or the tag, is unknown.
+        for i in 0..NONCE_LEN {
+            let mut c = b;
+            c[i] ^= 1;
+            assert_eq!(store.check(&c, 1000), Err(NonceError::Unknown), "byte {i}");
+        }
+        // Another broker (or this one after a restart) does not know them.
+        let other = NonceStore::new(30, &mut rng);
+        assert_eq!(other.check(&b, 1000), Err(NonceError::Unknown));
     }
 
     #[test]
-    fn bounded() {
+    fn issuing_keeps_nothing_and_spent_nonces_are_bounded() {
         let mut rng = rand_core::OsRng;
-        let mut store = NonceStore::new(10);
-        for _ in 0..MAX_OUTSTANDING_NONCES {
-            store.issue(&mut rng, 0).unwrap();
+        let mut store = NonceStore::new(10, &mut rng);
+        // A flood of issued nonces leaves no trace.
+        for _ in 0..100_000 {
+            store.issue(&mut rng, 0);
         }
+        assert_eq!(store.spent.len(), 0);
+        for _ in 0..MAX_SPENT_NONCES {
+            let (n, _) = store.issue(&mut rng, 0);
+            store.spend(&n, 0).unwrap();
+        }
+        let (n, _) = store.issue(&mut rng, 5);
         assert!(matches!(
-            store.issue(&mut rng, 5),
+            store.spend(&n, 5),
             Err(NonceError::TooMany { .. })
         ));
         // Once they expire, room is made.
-        assert!(store.issue(&mut rng, 11).is_ok());
+        let (n, _) = store.issue(&mut rng, 11);
+        assert!(store.spend(&n, 11).is_ok());
     }
 }

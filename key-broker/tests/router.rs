@@ -520,3 +520,19 @@ async fn a_checkpoint_newer_than_a_view_that_cannot_catch_up_is_refused() {
         "{message}"
     );
 }
+
+/// Nonces keep no state in the broker: after 20,000 of them (more than the 16,384 a
+/// store of issued nonces used to hold), a real CVM still gets a nonce and its key.
+#[tokio::test]
+async fn a_nonce_flood_does_not_crowd_out_a_cvm() {
+    let w = World::new().await;
+    let broker = w.broker().await;
+    for _ in 0..20_000 {
+        nonce(&broker).await;
+    }
+    let cvm = KeyPair::generate(1, &mut rand_core::OsRng);
+    let n = nonce(&broker).await;
+    let bundle = w.bundle(&cvm, &n, MEASUREMENT, &w.release_note, 1);
+    let (status, body) = call(&broker, "/v1/key", key_body(&n, &bundle)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

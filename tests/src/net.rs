@@ -743,6 +743,12 @@ impl CvmClient {
         }
         let opened = open_response(&ctx, &body)?;
         let v: serde_json::Value = serde_json::from_slice(&opened)?;
+        if let Some(code) = v["error"].as_str() {
+            bail!(
+                "{path}: refused inside the encryption: {code}: {}",
+                v["message"]
+            );
+        }
         Ok(Opened {
             output: v["output"].as_str().context("no output")?.to_owned(),
             tokens: v["tokens"].as_u64().context("no tokens")?,

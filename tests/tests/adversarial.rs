@@ -377,9 +377,13 @@ fn one_flooding_address_is_limited_and_another_is_not() {
             refusal = Some((retry, body));
         }
     }
-    assert!(statuses[..20].iter().all(|&s| s == 200), "{statuses:?}");
+    // A burst of 20 (less the harness's own start-up checks from this address), then 429
+    // but for the odd token refilled at one a second.
+    let served = statuses.iter().filter(|&&s| s == 200).count();
+    assert!((15..=21).contains(&served), "{statuses:?}");
+    assert!(statuses[..15].iter().all(|&s| s == 200), "{statuses:?}");
     assert!(
-        statuses[20..].iter().filter(|&&s| s == 429).count() >= 15,
+        statuses[25..].iter().filter(|&&s| s == 429).count() >= 14,
         "{statuses:?}"
     );
     let (retry, body) = refusal.unwrap();

@@ -361,9 +361,15 @@ fn bad_input_on_every_endpoint_gets_specific_errors() {
         // Oversized.
         let (big, _) = client.seal(&vec![b'a'; 5000]).unwrap();
         expect(big, 413, "too_large");
-        // Valid encryption of a plaintext that is not the request JSON.
-        let (not_json, _) = client.seal(b"{\"txt\": 1}").unwrap();
-        expect(not_json, 400, "bad_request");
+        // Valid encryption of a plaintext that is not the request JSON: refused inside the
+        // encryption (HTTP 200, a sealed error of the answer's bucket size).
+        let (not_json, ctx) = client.seal(b"{\"txt\": 1}").unwrap();
+        let (s, b) = client.post_raw(path, not_json).unwrap();
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+        assert!(!String::from_utf8_lossy(&b).contains("bad_request"));
+        let opened = open_response(&ctx, &b).unwrap();
+        assert_eq!(opened.len(), 1024, "padded to the first bucket");
+        assert_eq!(error_of(&opened).0, "bad_request", "{path}");
         // Replayed: the first is answered, the copy refused.
         let (req, ctx) = client.seal(&good).unwrap();
         let (s, b) = client.post_raw(path, req.clone()).unwrap();
@@ -650,4 +656,46 @@ fn log_unreachable_still_closes_at_not_after() {
         "{}",
         rt.proc.output()
     );
+}
+
+/// On the wire, answers of different lengths and a refusal found after decryption look the
+/// same: HTTP 200, `message/ohttp-res`, one ciphertext length (the first bucket); requests of
+/// different lengths padded by the client's rule seal to one length too.
+#[test]
+fn answers_and_refusals_inside_the_encryption_look_alike_on_the_wire() {
+    use lucent_verifier::cvm_api::pad_to_bucket;
+    let net = devnet(Backend::Sqlite);
+    let settings = RuntimeSettings {
+        label: "length hiding".into(),
+        ..RuntimeSettings::default()
+    };
+    let rt = open_runtime(&net, &settings, "length-hiding");
+    let client = CvmClient::attest(&rt.url, &net.client_trust().unwrap()).unwrap();
+    let sealed = |text: &str, max_tokens: u32| {
+        let mut plain =
+            serde_json::to_vec(&serde_json::json!({"text": text, "max_tokens": max_tokens}))
+                .unwrap();
+        pad_to_bucket(&mut plain);
+        client.seal(&plain).unwrap()
+    };
+    let (short, short_ctx) = sealed("hi", 1);
+    let (long, long_ctx) = sealed(
+        "Ann: the meeting moved to Friday at 10, room 4. Bob: fine, I'll bring the budget.",
+        12,
+    );
+    assert_eq!(short.len(), long.len(), "requests of one bucket");
+    let (s1, a1) = client.post_raw("/v1/summarize", short).unwrap();
+    let (s2, a2) = client.post_raw("/v1/summarize", long).unwrap();
+    let (not_json, err_ctx) = client.seal(b"{\"txt\": 1}").unwrap();
+    let (s3, a3) = client.post_raw("/v1/summarize", not_json).unwrap();
+    assert_eq!((s1, s2, s3), (200, 200, 200));
+    let o1 = open_response(&short_ctx, &a1).unwrap();
+    let o2 = open_response(&long_ctx, &a2).unwrap();
+    let o3 = open_response(&err_ctx, &a3).unwrap();
+    let t1: serde_json::Value = serde_json::from_slice(&o1).unwrap();
+    let t2: serde_json::Value = serde_json::from_slice(&o2).unwrap();
+    assert_ne!(t1["output"], t2["output"], "two different answers");
+    assert_eq!(error_of(&o3).0, "bad_request");
+    assert_eq!(a1.len(), a2.len(), "answers of one bucket");
+    assert_eq!(a1.len(), a3.len(), "a refusal looks like an answer");
 }

@@ -179,7 +179,17 @@ fn scenarios(backend: Backend, fork_backend: Backend) {
     let status = net.wait_settled(&mut expiring).unwrap();
     assert_eq!(status["state"], "open", "{status}");
     net.publish_keyconfig_of(&expiring).unwrap();
+    // Verified while the release is valid; the verification is not used past its not-after.
+    let verified = rt.block_on(alice.attest(&expiring.url)).unwrap();
+    assert!(verified.valid_until() <= now_unix() + 4);
     std::thread::sleep(Duration::from_secs(5));
+    let err = rt
+        .block_on(alice.ask(&verified, Task::Summarize, "still valid?", Some(2)))
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::VerificationExpired { .. }),
+        "{err}"
+    );
     let err = bundle_error(rt.block_on(alice.attest(&expiring.url)).unwrap_err());
     assert!(matches!(err, BundleError::ReleaseExpired { .. }), "{err}");
 

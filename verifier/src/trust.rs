@@ -39,6 +39,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bundle::BundlePolicy;
 use crate::checkpoint::LogKey;
 use crate::cosignature::{WitnessKey, WitnessPolicy, WitnessPolicyError};
 use crate::note::{KeyError, NoteVerifierKey};
@@ -140,6 +141,55 @@ impl DangerousTrust {
     }
 }
 
+/// The evidence policy as configuration files spell it (a `[policy]` table beside
+/// `[trust]`): only what a deployment should decide; every other field keeps
+/// [`BundlePolicy::default`]'s strict value. Unset fields keep the defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Accept SEV-SNP guests whose policy allows SMT (default true: most hosts run SMT;
+    /// false refuses them, for deployments that turn SMT off against sibling-thread
+    /// side channels).
+    #[serde(default)]
+    pub snp_allow_smt: Option<bool>,
+    /// Only these SEV-SNP chips (`CHIP_ID`, 128 hex digits each); empty: any chip.
+    #[serde(default)]
+    pub snp_chip_ids: Vec<String>,
+    /// Longest a release may stay valid from now, in seconds (default 30 days).
+    #[serde(default)]
+    pub max_release_lifetime_secs: Option<u64>,
+    /// Lowest TDX `tcbEvaluationDataNumber` accepted (default none).
+    #[serde(default)]
+    pub tdx_min_tcb_evaluation_data_number: Option<u64>,
+}
+
+impl PolicyConfig {
+    /// The typed policy: [`BundlePolicy::default`] with these settings applied.
+    pub fn policy(&self) -> Result<BundlePolicy, TrustConfigError> {
+        let mut p = BundlePolicy::default();
+        if let Some(smt) = self.snp_allow_smt {
+            p.snp.allow_smt = smt;
+        }
+        p.snp.allowed_chip_ids = self
+            .snp_chip_ids
+            .iter()
+            .map(|text| {
+                hex::decode(text.trim())
+                    .ok()
+                    .and_then(|b| <[u8; 64]>::try_from(b).ok())
+                    .ok_or_else(|| TrustConfigError::ChipId { text: text.clone() })
+            })
+            .collect::<Result<_, _>>()?;
+        if let Some(secs) = self.max_release_lifetime_secs {
+            p.max_release_lifetime_secs = secs;
+        }
+        if let Some(n) = self.tdx_min_tcb_evaluation_data_number {
+            p.tdx.min_tcb_evaluation_data_number = n;
+        }
+        Ok(p)
+    }
+}
+
 /// A trust setting, given as text, that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -180,6 +230,12 @@ pub enum TrustConfigError {
          only with the dangerous-simulated-tee feature, for tests and devnets)"
     )]
     NoSimulatedTee,
+    /// A chip ID that is not 64 bytes of hex.
+    #[error("snp_chip_ids: {text:?} is not 128 hex digits")]
+    ChipId {
+        /// The text given.
+        text: String,
+    },
     /// The measurement text is not hex of a SEV-SNP (48 bytes) or TDX (240 bytes) length.
     #[error("measurement {text:?}: {why}")]
     Measurement {

@@ -504,3 +504,43 @@ fn a_genuine_report_below_amds_published_floor_is_refused_naming_it() {
     )
     .expect("a report above the floors passes");
 }
+
+/// A chip allowlist admits the listed chips only.
+#[test]
+fn a_chip_outside_the_allowlist_is_refused() {
+    let ev = milan_vcek_evidence();
+    let chip = lucent_verifier::snp::SnpReport::parse(&ev.report)
+        .unwrap()
+        .chip_id();
+    let with = |ids: Vec<[u8; 64]>| SnpPolicy {
+        allowed_chip_ids: ids,
+        ..archived_policy()
+    };
+    verify_snp(&ev, &SnpTrust::amd(), &with(vec![chip]), None, MILAN_NOW).unwrap();
+    let err = verify_snp(&ev, &SnpTrust::amd(), &with(vec![[7; 64]]), None, MILAN_NOW).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SnpError::Policy(SnpPolicyViolation::ChipNotAllowed { allowed: 1, .. })
+        ),
+        "{err}"
+    );
+    // The configuration form: 128 hex digits per chip, anything else refused by name.
+    let config = lucent_verifier::trust::PolicyConfig {
+        snp_chip_ids: vec![hex::encode(chip)],
+        snp_allow_smt: Some(false),
+        ..Default::default()
+    };
+    let p = config.policy().unwrap();
+    assert_eq!(p.snp.allowed_chip_ids, vec![chip]);
+    assert!(!p.snp.allow_smt);
+    let bad = lucent_verifier::trust::PolicyConfig {
+        snp_chip_ids: vec!["abcd".into()],
+        ..Default::default()
+    };
+    assert!(bad
+        .policy()
+        .unwrap_err()
+        .to_string()
+        .contains("128 hex digits"));
+}

@@ -84,8 +84,15 @@ pub fn amd_root(product: &str, which: &str) -> Vec<u8> {
     pem_one(pem)
 }
 
+/// The quote file as published: the quote and 70 zero bytes after its end (the buffer it was
+/// read into). Verifiers refuse the padding.
+pub const TDX_QUOTE_FILE: &[u8] = include_bytes!("vectors/attestation/tdx-v4-dcap/tdx_quote");
+/// The quote's own length (its signature data ends there).
+pub const TDX_QUOTE_LEN: usize = 4936;
+
+/// The TDX quote, without the file's zero padding.
 pub fn tdx_quote() -> Vec<u8> {
-    include_bytes!("vectors/attestation/tdx-v4-dcap/tdx_quote").to_vec()
+    TDX_QUOTE_FILE[..TDX_QUOTE_LEN].to_vec()
 }
 
 pub fn tdx_collateral_json() -> &'static [u8] {

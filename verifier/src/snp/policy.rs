@@ -143,6 +143,14 @@ pub enum SnpPolicyViolation {
     /// The chip ID is masked and the policy requires it.
     #[error("chip ID is masked (MASK_CHIP_ID); policy requires it")]
     ChipIdMasked,
+    /// The chip is not in the policy's allowlist.
+    #[error("chip ID {got} is not in the allowed list ({allowed} chips)")]
+    ChipNotAllowed {
+        /// Hex chip ID.
+        got: String,
+        /// How many chips the list holds.
+        allowed: usize,
+    },
     /// A field (family ID, image ID, ID key digest, author key digest) differs.
     #[error("{field} {got} differs from required {want}")]
     FieldMismatch {
@@ -316,6 +324,8 @@ pub struct SnpPolicy {
     pub author_key_digest: Option<[u8; 48]>,
     /// Minimum ABI (major, minor) in the guest policy.
     pub min_abi: (u8, u8),
+    /// Only these chips (`CHIP_ID`), when not empty: pins a deployment to machines it knows.
+    pub allowed_chip_ids: Vec<[u8; 64]>,
 }
 
 impl Default for SnpPolicy {
@@ -344,6 +354,7 @@ impl Default for SnpPolicy {
             id_key_digest: None,
             author_key_digest: None,
             min_abi: (0, 0),
+            allowed_chip_ids: Vec::new(),
         }
     }
 }
@@ -494,6 +505,12 @@ impl SnpPolicy {
             return Err(SnpPolicyViolation::GuestSvnTooLow {
                 got: report.guest_svn(),
                 min: self.min_guest_svn,
+            });
+        }
+        if !self.allowed_chip_ids.is_empty() && !self.allowed_chip_ids.contains(&report.chip_id()) {
+            return Err(SnpPolicyViolation::ChipNotAllowed {
+                got: hex::encode(report.chip_id()),
+                allowed: self.allowed_chip_ids.len(),
             });
         }
         field_eq("family ID", report.family_id(), self.family_id)?;

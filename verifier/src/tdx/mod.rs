@@ -120,6 +120,36 @@ pub enum TdxError {
     /// The quote carries an SGX enclave report, not a TD report.
     #[error("quote body is not a TD report")]
     NotATdReport,
+    /// Bytes follow the quote's signature data.
+    #[error("TDX quote has {extra} bytes after its end ({len} bytes)")]
+    TrailingBytes {
+        /// The quote's own length.
+        len: usize,
+        /// Bytes after it.
+        extra: usize,
+    },
+    /// The quote's certificate chain carries a root other than the pinned Intel root (it
+    /// would be ignored, but a quote that names another root is not Intel's).
+    #[error("the quote carries a root certificate (SHA-256 {got}) other than the pinned Intel SGX Root CA")]
+    CarriedRootMismatch {
+        /// Hex SHA-256 of the carried root.
+        got: String,
+    },
+    /// The platform's TCB matches no level of Intel's TCB info (a platform Intel does not
+    /// describe, or collateral for another one).
+    #[error("no TCB level of Intel's TCB info matches the platform: {reason}")]
+    NoMatchingTcbLevel {
+        /// `dcap-qvl`'s message.
+        reason: String,
+    },
+    /// The TCB info predates the policy's minimum TCB evaluation (an older TCB recovery).
+    #[error("TCB info evaluation data number {got} below the minimum {min}")]
+    TcbEvaluationTooOld {
+        /// `tcbEvaluationDataNumber` of the collateral's TCB info.
+        got: u64,
+        /// The policy's minimum.
+        min: u64,
+    },
 }
 
 /// TCB status of the platform, as Intel's TCB info names it.
@@ -195,6 +225,11 @@ pub struct TdxPolicy {
     pub mr_seam: Option<[u8; 48]>,
     /// Required XFAM, if any.
     pub xfam: Option<[u8; 8]>,
+    /// Lowest `tcbEvaluationDataNumber` of Intel's (signed) TCB info accepted: set it to the
+    /// number of the last TCB recovery you require, so that collateral from before it is
+    /// refused. None by default (0): expired collateral is refused anyway by its
+    /// `nextUpdate`, and Lucent ships no number it could not source.
+    pub min_tcb_evaluation_data_number: u64,
 }
 
 impl Default for TdxPolicy {
@@ -210,6 +245,7 @@ impl Default for TdxPolicy {
             mr_owner_config: None,
             mr_seam: None,
             xfam: None,
+            min_tcb_evaluation_data_number: 0,
         }
     }
 }
@@ -284,9 +320,31 @@ pub struct ParsedTdxQuote {
 
 /// Parses a TDX quote without verifying anything. Never panics.
 pub fn parse_quote(quote: &[u8]) -> Result<ParsedTdxQuote, TdxError> {
+    parse_full(quote).map(|(_, p)| p)
+}
+
+/// Parses a quote; refuses bytes after its signature data.
+fn parse_full(quote: &[u8]) -> Result<(Quote, ParsedTdxQuote), TdxError> {
     let parsed = Quote::parse(quote).map_err(|e| TdxError::QuoteParse {
         reason: format!("{e:#}"),
     })?;
+    // The header and body, then the signature data's 4-byte length and the data.
+    let signed = parsed.signed_length();
+    let len = quote
+        .get(signed..signed + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+        .and_then(|n| (signed + 4).checked_add(n))
+        .ok_or_else(|| TdxError::QuoteParse {
+            reason: "signature data length out of range".into(),
+        })?;
+    if quote.len() > len {
+        return Err(TdxError::TrailingBytes {
+            len,
+            extra: quote.len() - len,
+        });
+    }
     let version = parsed.header.version;
     if version != 4 && version != 5 {
         return Err(TdxError::UnsupportedQuoteVersion { got: version });
@@ -297,11 +355,39 @@ pub fn parse_quote(quote: &[u8]) -> Result<ParsedTdxQuote, TdxError> {
         });
     }
     let td_report = td10(&parsed.report).ok_or(TdxError::NotATdReport)?;
-    Ok(ParsedTdxQuote {
-        version,
-        tee_type: parsed.header.tee_type,
-        td_report,
-    })
+    let tee_type = parsed.header.tee_type;
+    Ok((
+        parsed,
+        ParsedTdxQuote {
+            version,
+            tee_type,
+            td_report,
+        },
+    ))
+}
+
+/// The self-signed certificates in the quote's PEM certificate chain (the roots it carries).
+fn carried_roots(quote: &Quote) -> Vec<Vec<u8>> {
+    let Ok(chain) = quote.raw_cert_chain() else {
+        return Vec::new();
+    };
+    x509_parser::pem::Pem::iter_from_buffer(chain)
+        .filter_map(Result::ok)
+        .filter(|pem| {
+            x509_parser::parse_x509_certificate(&pem.contents)
+                .is_ok_and(|(_, c)| c.subject() == c.issuer())
+        })
+        .map(|pem| pem.contents)
+        .collect()
+}
+
+/// `tcbEvaluationDataNumber` of the collateral's TCB info (JSON `{"tcbInfo": {...}}` or the
+/// bare object), if present.
+fn tcb_evaluation_data_number(collateral: &QuoteCollateralV3) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(&collateral.tcb_info).ok()?;
+    v.get("tcbEvaluationDataNumber")
+        .or_else(|| v.get("tcbInfo")?.get("tcbEvaluationDataNumber"))?
+        .as_u64()
 }
 
 fn td10(report: &Report) -> Option<TDReport10> {
@@ -322,7 +408,9 @@ pub fn parse_collateral_json(json: &[u8]) -> Result<QuoteCollateralV3, TdxError>
 
 fn classify(now: u64, reason: String) -> TdxError {
     let lower = reason.to_ascii_lowercase();
-    if lower.contains("revoked") {
+    if lower.contains("no matching tcb level") {
+        TdxError::NoMatchingTcbLevel { reason }
+    } else if lower.contains("revoked") {
         TdxError::Revoked { reason }
     } else if lower.contains("expired")
         || lower.contains("not yet valid")
@@ -377,15 +465,31 @@ pub fn verify_tdx(
     policy: &TdxPolicy,
     now: u64,
 ) -> Result<VerifiedTdxQuote, TdxError> {
-    let parsed = parse_quote(quote)?;
+    let (full, parsed) = parse_full(quote)?;
     if <[u8; 32]>::from(Sha256::digest(trust.root_der)) != INTEL_SGX_ROOT_CA_SHA256 {
         return Err(TdxError::PinnedRootCorrupt);
+    }
+    if let Some(other) = carried_roots(&full)
+        .into_iter()
+        .find(|der| der.as_slice() != trust.root_der)
+    {
+        return Err(TdxError::CarriedRootMismatch {
+            got: hex::encode(Sha256::digest(&other)),
+        });
     }
     let verifier = QuoteVerifier::new(trust.root_der.to_vec()).allow_debug(policy.allow_debug);
     let verified = verifier
         .verify(quote, collateral, now)
         .map_err(|e| classify(now, format!("{e:#}")))?;
     let td = td10(&verified.report).ok_or(TdxError::NotATdReport)?;
+    // The TCB info verified with the collateral: its evaluation number is Intel's.
+    let evaluation = tcb_evaluation_data_number(collateral).unwrap_or(0);
+    if evaluation < policy.min_tcb_evaluation_data_number {
+        return Err(TdxError::TcbEvaluationTooOld {
+            got: evaluation,
+            min: policy.min_tcb_evaluation_data_number,
+        });
+    }
 
     let status = TdxTcbStatus::from_name(&verified.status);
     if !policy.allowed_tcb_statuses.contains(&status) {
@@ -456,5 +560,25 @@ mod tests {
             ..TdxPolicy::default()
         };
         assert!(check_td_attributes(attrs(&[28, 29]), &allowing).is_ok());
+    }
+
+    #[test]
+    fn dcap_messages_become_typed_errors() {
+        assert!(matches!(
+            classify(0, "No matching TCB level found".into()),
+            TdxError::NoMatchingTcbLevel { .. }
+        ));
+        assert!(matches!(
+            classify(0, "TCBInfo expired".into()),
+            TdxError::Expired { .. }
+        ));
+        assert!(matches!(
+            classify(0, "PCK certificate is revoked".into()),
+            TdxError::Revoked { .. }
+        ));
+        assert!(matches!(
+            classify(0, "signature mismatch".into()),
+            TdxError::Verification { .. }
+        ));
     }
 }
