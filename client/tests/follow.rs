@@ -3,10 +3,10 @@
 //! it reads, what it refuses, and which failures leave its last view standing.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+#[path = "support/file_server.rs"]
+mod file_server;
 
-use axum::http::{StatusCode, Uri};
+use file_server::{serve_files, Files};
 use lucent_client::follow::{FollowError, FollowPolicy, Follower, Synced};
 use lucent_client::LogClient;
 use lucent_verifier::checkpoint::{Checkpoint, LogKey};
@@ -21,29 +21,6 @@ use lucent_verifier::tiles::{encode_bundle, TilePath, TILE_WIDTH};
 use lucent_verifier::trust::TrustSettings;
 
 const NOW: u64 = 1_900_000_000;
-
-type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
-
-/// Serves `files` by path and query over a real socket; anything else is a 404.
-async fn serve_files(files: Files) -> String {
-    let app = axum::Router::new().fallback(move |uri: Uri| {
-        let files = files.clone();
-        async move {
-            let key = uri
-                .path_and_query()
-                .map(|p| p.as_str().trim_start_matches('/').to_owned())
-                .unwrap_or_default();
-            match files.lock().unwrap().get(&key) {
-                Some(data) => (StatusCode::OK, data.clone()),
-                None => (StatusCode::NOT_FOUND, Vec::new()),
-            }
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
-}
 
 fn measurement(b: u8) -> Measurement {
     Measurement::new(Platform::SevSnp, &[b; 48]).unwrap()

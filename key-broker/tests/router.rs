@@ -4,9 +4,13 @@
 //! file server serves over a real socket, as a CDN or a mirror would.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::HashMap;
+#[path = "../../client/tests/support/file_server.rs"]
+mod file_server;
+
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use file_server::{serve_files, Files};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -43,27 +47,6 @@ fn release(measurement: [u8; 48]) -> Release {
         Measurement::new(Platform::SevSnp, &measurement).unwrap(),
         NOW + 86_400,
     )
-}
-
-type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
-
-/// Serves `files` by path (`/checkpoint`, `/tile/entries/…`) over a real socket; anything
-/// else is a 404. Returns the base URL.
-async fn serve_files(files: Files) -> String {
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
-        let files = files.clone();
-        async move {
-            let path = uri.path().trim_start_matches('/').to_owned();
-            match files.lock().unwrap().get(&path) {
-                Some(data) => (StatusCode::OK, data.clone()),
-                None => (StatusCode::NOT_FOUND, Vec::new()),
-            }
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
 }
 
 struct World {

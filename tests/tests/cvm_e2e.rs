@@ -214,26 +214,10 @@ fn revocation_after_open_closes_on_the_next_check() {
     let measurement = Devnet::measurement_of(&rt.config);
     net.revoke(measurement.clone(), "test: withdrawn after boot")
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status = loop {
-        let v: serde_json::Value = net
-            .http()
-            .get(format!("{}/v1/status", rt.url))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        if v["state"] == "closed" {
-            break v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still open 30 s after the revocation: {v}\n{}",
-            rt.proc.output()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    assert_eq!(status["code"], "revoked", "{status}");
+    let status = status_until(&net, &rt, std::time::Duration::from_secs(30), |v| {
+        v["state"] == "closed"
+    });
+    assert_eq!(status["code"], "revoked", "{status}\n{}", rt.proc.output());
     let hex = measurement.to_hex();
     assert_eq!(status["measurement"], hex.as_str());
 

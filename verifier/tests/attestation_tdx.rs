@@ -1,5 +1,6 @@
 //! TDX DCAP verification against the real Intel vector (tests/vectors/attestation/tdx-v4-dcap)
-//! at its pinned time.
+//! at its pinned time, and the quote framing it must refuse.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "attestation_support.rs"]
 mod support;

@@ -201,57 +201,41 @@ pub struct TcbFloors {
     pub source: &'static str,
 }
 
+/// A Milan or Genoa TCB with these SNP and microcode SPLs, boot loader and TEE at zero.
+const fn snp_and_microcode(snp: u8, microcode: u8) -> TcbVersion {
+    TcbVersion {
+        fmc: None,
+        bootloader: 0,
+        tee: 0,
+        snp,
+        microcode,
+    }
+}
+
+/// Turin's layout (with an FMC field), all zero.
+const TURIN_ZERO: TcbVersion = TcbVersion {
+    fmc: Some(0),
+    bootloader: 0,
+    tee: 0,
+    snp: 0,
+    microcode: 0,
+};
+
 impl TcbFloors {
     /// AMD-SB-3019 (CVE-2024-56161). See the type's documentation for the values' sources.
     pub const AMD_SB_3019: TcbFloors = TcbFloors {
-        milan: TcbVersion {
-            fmc: None,
-            bootloader: 0,
-            tee: 0,
-            snp: 0x18,
-            microcode: 0x44,
-        },
-        genoa: TcbVersion {
-            fmc: None,
-            bootloader: 0,
-            tee: 0,
-            snp: 0x17,
-            microcode: 0x4f,
-        },
-        turin: TcbVersion {
-            fmc: Some(0),
-            bootloader: 0,
-            tee: 0,
-            snp: 0,
-            microcode: 0,
-        },
+        milan: snp_and_microcode(0x18, 0x44),
+        genoa: snp_and_microcode(0x17, 0x4f),
+        turin: TURIN_ZERO,
         source: "AMD-SB-3019, CVE-2024-56161",
     };
 
     /// No floor at all: for reports from before a fix (test vectors, archived evidence).
     /// Accepting such a report today means accepting a platform with a known break.
     pub const DANGEROUS_NONE: TcbFloors = TcbFloors {
-        milan: TcbVersion {
-            fmc: None,
-            bootloader: 0,
-            tee: 0,
-            snp: 0,
-            microcode: 0,
-        },
-        genoa: TcbVersion {
-            fmc: None,
-            bootloader: 0,
-            tee: 0,
-            snp: 0,
-            microcode: 0,
-        },
-        turin: TcbVersion {
-            fmc: Some(0),
-            bootloader: 0,
-            tee: 0,
-            snp: 0,
-            microcode: 0,
-        },
+        milan: snp_and_microcode(0, 0),
+        genoa: snp_and_microcode(0, 0),
+        turin: TURIN_ZERO,
         source: "no floor",
     };
 
@@ -422,26 +406,9 @@ impl SnpPolicy {
                 got: SigningKey::Vlek,
             });
         }
+        // Every TCB in the report: AMD's floor for the product first, then the policy's own
+        // minimum.
         let floor = self.tcb_floors.for_product(product);
-        for (which, raw) in [
-            ("reported", report.reported_tcb_raw()),
-            ("committed", report.committed_tcb_raw()),
-            ("launch", report.launch_tcb_raw()),
-            ("current", report.current_tcb_raw()),
-        ] {
-            if let Some((component, got, min)) =
-                TcbVersion::decode(raw, product).first_below(&floor)
-            {
-                return Err(SnpPolicyViolation::BelowFloor {
-                    which,
-                    component,
-                    got,
-                    min,
-                    product,
-                    bulletin: self.tcb_floors.source,
-                });
-            }
-        }
         for (which, raw, min) in [
             (
                 "reported",
@@ -456,7 +423,18 @@ impl SnpPolicy {
             ("launch", report.launch_tcb_raw(), &self.min_launch_tcb),
             ("current", report.current_tcb_raw(), &self.min_current_tcb),
         ] {
-            if let Some((component, got, min)) = TcbVersion::decode(raw, product).first_below(min) {
+            let tcb = TcbVersion::decode(raw, product);
+            if let Some((component, got, min)) = tcb.first_below(&floor) {
+                return Err(SnpPolicyViolation::BelowFloor {
+                    which,
+                    component,
+                    got,
+                    min,
+                    product,
+                    bulletin: self.tcb_floors.source,
+                });
+            }
+            if let Some((component, got, min)) = tcb.first_below(min) {
                 return Err(SnpPolicyViolation::TcbTooLow {
                     which,
                     component,
