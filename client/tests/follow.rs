@@ -64,7 +64,7 @@ impl Log {
             operators: vec![self.operator.verifier_key()],
             snp: SnpTrust::amd(),
             tdx: TdxTrust::intel(),
-            amd_crl: None,
+            amd_crls: Default::default(),
             revoked: vec![],
         }
     }

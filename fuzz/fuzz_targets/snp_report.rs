@@ -22,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = SnpTrust::amd()
         .dangerous_trust_simulated_root()
-        .verify_chain(&chain, Some(data), 1_800_000_000);
+        .verify_chain(&chain, &[data], 1_800_000_000);
 });

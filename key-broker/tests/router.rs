@@ -120,7 +120,7 @@ impl World {
             operators: vec![self.operator.verifier_key()],
             snp: SnpTrust::amd().dangerous_trust_simulated_root(),
             tdx: TdxTrust::intel(),
-            amd_crl: None,
+            amd_crls: Default::default(),
             revoked: vec![],
         }
     }

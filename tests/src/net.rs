@@ -278,6 +278,9 @@ pub struct RuntimeSettings {
     pub weights_file: Option<PathBuf>,
     /// No per-source rate limit (load benchmarks from one address).
     pub dangerous_no_rate_limit: bool,
+    /// Where the runtime follows the log (default: the devnet's log; a replica or a proxy
+    /// in front of it in tests of a lagging log).
+    pub log_url: Option<String>,
 }
 
 impl Default for RuntimeSettings {
@@ -294,6 +297,7 @@ impl Default for RuntimeSettings {
             key_id: None,
             weights_file: None,
             dangerous_no_rate_limit: false,
+            log_url: None,
         }
     }
 }
@@ -469,7 +473,7 @@ impl Devnet {
             operators: vec![self.operator.verifier_key()],
             snp: SnpTrust::amd().dangerous_trust_simulated_root(),
             tdx: TdxTrust::intel(),
-            amd_crl: None,
+            amd_crls: Default::default(),
             revoked: Vec::new(),
         })
     }
@@ -483,7 +487,7 @@ impl Devnet {
              max_log_view_age_secs = {view_age}\nmax_body_bytes = {body}\n\
              max_output_tokens = {out}\nmax_input_tokens = 1024\nrequest_timeout_ms = 60000\n",
             label = s.label,
-            log_url = self.log_url,
+            log_url = s.log_url.as_ref().unwrap_or(&self.log_url),
             broker = self.broker_url,
             weights = s
                 .weights_file

@@ -642,6 +642,122 @@ fn log_unreachable_still_closes_at_not_after() {
     );
 }
 
+/// A read replica of the log on a real socket: it forwards every GET to the log, except that
+/// once frozen it answers `/checkpoint` with the checkpoint it was frozen at, as a replica
+/// that stopped replicating would. Everything it serves is genuine: an old checkpoint,
+/// proofs and tiles from the log.
+struct LaggingReplica {
+    url: String,
+    frozen: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+}
+
+impl LaggingReplica {
+    fn start(upstream: &str) -> LaggingReplica {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let frozen: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>> = Default::default();
+        let (upstream, shared) = (upstream.to_owned(), frozen.clone());
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                // The rest of the head; the follower only sends GETs without bodies.
+                let mut line = String::new();
+                while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                    line.clear();
+                }
+                let path = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
+                let frozen = shared.lock().unwrap().clone();
+                let (status, body) = match frozen {
+                    Some(note) if path == "/checkpoint" => (200, note),
+                    _ => match http.get(format!("{upstream}{path}")).send() {
+                        Ok(r) => (r.status().as_u16(), r.bytes().unwrap_or_default().to_vec()),
+                        Err(_) => (502, Vec::new()),
+                    },
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&body);
+            }
+        });
+        LaggingReplica { url, frozen }
+    }
+
+    fn freeze_at(&self, checkpoint: Vec<u8>) {
+        *self.frozen.lock().unwrap() = Some(checkpoint);
+    }
+}
+
+/// The runtime follows the log through a replica that falls behind: it has seen a newer
+/// checkpoint, and the replica now answers an older one. The runtime proves the older one a
+/// prefix of its view (a consistency proof from the replica), keeps its view and serves
+/// within `max_log_view_age_secs`, then closes.
+#[test]
+fn lagging_replica_keeps_the_runtime_open_within_the_grace_period_then_closes() {
+    let net = devnet(Backend::Sqlite);
+    let replica = LaggingReplica::start(&net.log_url);
+    let settings = RuntimeSettings {
+        label: "lagging replica".into(),
+        recheck_secs: 1,
+        max_log_view_age_secs: 8,
+        log_url: Some(replica.url.clone()),
+        ..RuntimeSettings::default()
+    };
+    let rt = open_runtime(&net, &settings, "lagging-replica");
+    let checkpoint = |url: &str| -> Vec<u8> {
+        let r = net.http().get(format!("{url}/checkpoint")).send().unwrap();
+        assert!(r.status().is_success());
+        r.bytes().unwrap().to_vec()
+    };
+    let old = checkpoint(&net.log_url);
+    // The log moves on (witnessed), and the runtime follows it through the replica.
+    let other = net.runtime_config(&RuntimeSettings {
+        label: "entry after the replica's checkpoint".into(),
+        ..RuntimeSettings::default()
+    });
+    let r = net.release(Devnet::measurement_of(&other), now_unix() + 86_400);
+    net.publish(&Statement::Release(r)).unwrap();
+    let newest = String::from_utf8(checkpoint(&net.log_url)).unwrap();
+    let newest_size: u64 = newest.lines().nth(1).unwrap().parse().unwrap();
+    let v = status_until(&net, &rt, std::time::Duration::from_secs(30), |v| {
+        v["log_size"].as_u64() == Some(newest_size)
+    });
+    assert_eq!(v["log_size"].as_u64(), Some(newest_size), "{v}");
+
+    replica.freeze_at(old);
+    let started = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let v = status_until(&net, &rt, std::time::Duration::ZERO, |_| true);
+    assert_eq!(v["state"], "open", "{v}\n{}", rt.proc.output());
+    assert_eq!(
+        v["log_size"].as_u64(),
+        Some(newest_size),
+        "the view is kept: {v}"
+    );
+    let out = rt.proc.output();
+    assert!(out.contains("keeping the last verified view"), "{out}");
+    assert!(out.contains("behind this view"), "{out}");
+    let client = CvmClient::attest(&rt.url, &net.client_trust().unwrap()).unwrap();
+    client
+        .ask("/v1/summarize", "Ann: lunch at noon?", Some(4))
+        .unwrap();
+
+    let v = status_until(&net, &rt, std::time::Duration::from_secs(30), |v| {
+        v["state"] == "closed"
+    });
+    assert_eq!(v["code"], "log_view_stale", "{v}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(4));
+}
+
 /// On the wire, answers of different lengths and a refusal found after decryption look the
 /// same: HTTP 200, `message/ohttp-res`, one ciphertext length (the first bucket); requests of
 /// different lengths padded by the client's rule seal to one length too.

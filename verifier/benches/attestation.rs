@@ -49,7 +49,7 @@ fn snp(c: &mut Criterion) {
         tcb_floors: lucent_verifier::snp::TcbFloors::DANGEROUS_NONE,
         ..SnpPolicy::default()
     };
-    let vek = trust.verify_chain(&ev.certs, None, MILAN_NOW).unwrap();
+    let vek = trust.verify_chain(&ev.certs, &[], MILAN_NOW).unwrap();
 
     // The raw primitive: one ECDSA P-384/SHA-384 verification of the same 672 signed bytes.
     use p384::ecdsa::signature::Verifier;
@@ -97,7 +97,7 @@ fn snp(c: &mut Criterion) {
         })
     });
     g.bench_function("report_full_chain", |b| {
-        b.iter(|| verify_snp(black_box(&ev), &trust, &policy, None, MILAN_NOW).unwrap())
+        b.iter(|| verify_snp(black_box(&ev), &trust, &policy, &[], MILAN_NOW).unwrap())
     });
     g.finish();
 }
@@ -202,7 +202,7 @@ fn bundle(c: &mut Criterion) {
         operators: vec![operator.verifier_key()],
         snp: SnpTrust::amd().dangerous_trust_simulated_root(),
         tdx: TdxTrust::intel(),
-        amd_crl: None,
+        amd_crls: Default::default(),
         revoked: vec![],
     };
     let policy = BundlePolicy {

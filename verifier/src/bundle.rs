@@ -679,9 +679,11 @@ fn verify_snp_with_release(
                 want: 8,
             })?;
     // The TCB layout depends on the product, known only once the chain verified.
+    let crls = trust.amd_crls.current(&trust.snp);
+    let crls: Vec<&[u8]> = crls.iter().map(|c| &c[..]).collect();
     let vek = trust
         .snp
-        .verify_chain(&ev.certs, trust.amd_crl.as_deref(), now)
+        .verify_chain(&ev.certs, &crls, now)
         .map_err(BundleError::Snp)?;
     let release_min = TcbVersion::decode(u64::from_le_bytes(min), vek.product);
     let mut p = policy.snp.clone();

@@ -37,13 +37,17 @@
 //! assert!(none.settings().is_err());
 //! ```
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::BundlePolicy;
 use crate::checkpoint::LogKey;
 use crate::cosignature::{WitnessKey, WitnessPolicy, WitnessPolicyError};
 use crate::note::{KeyError, NoteVerifierKey};
-use crate::snp::SnpTrust;
+use crate::snp::{Product, SnpTrust};
 use crate::statement::{Measurement, Platform};
 use crate::tdx::TdxTrust;
 
@@ -61,8 +65,8 @@ pub struct TrustSettings {
     pub snp: SnpTrust,
     /// Intel root.
     pub tdx: TdxTrust,
-    /// An AMD CRL (DER) to apply, if the caller has one.
-    pub amd_crl: Option<Vec<u8>>,
+    /// AMD CRLs, at most one per product, applied to chains of their ARK.
+    pub amd_crls: AmdCrls,
     /// Measurements withdrawn by verified `revoke` statements the caller has seen.
     pub revoked: Vec<Measurement>,
 }
@@ -110,6 +114,21 @@ pub struct TrustConfig {
     )]
     #[serde(default)]
     pub revoked: Vec<String>,
+    /// A file holding an AMD CRL (DER, as AMD's key distribution service serves it for a
+    /// product), at most one per product (repeatable). It is read again whenever the file
+    /// changes, so a job that refreshes it needs no restart; once past its nextUpdate every
+    /// chain of that product is refused until it is refreshed.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "amd-crl-file",
+            env = "LUCENT_AMD_CRL_FILES",
+            value_delimiter = ',',
+            value_name = "PATH"
+        )
+    )]
+    #[serde(default)]
+    pub amd_crl_files: Vec<String>,
     /// Settings that weaken the checks: for tests and local devnets only.
     #[cfg_attr(feature = "clap", command(flatten))]
     #[serde(default, skip_serializing_if = "DangerousTrust::is_safe")]
@@ -236,6 +255,14 @@ pub enum TrustConfigError {
         /// The text given.
         text: String,
     },
+    /// An AMD CRL file that cannot be read or used.
+    #[error("AMD CRL file {path}: {why}")]
+    AmdCrl {
+        /// The file named.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
     /// The measurement text is not hex of a SEV-SNP (48 bytes) or TDX (240 bytes) length.
     #[error("measurement {text:?}: {why}")]
     Measurement {
@@ -259,8 +286,8 @@ fn parse_key<T>(
 }
 
 impl TrustConfig {
-    /// The typed settings, with the pinned AMD and Intel roots and no CRL; see the module
-    /// docs for the rules.
+    /// The typed settings, with the pinned AMD and Intel roots and the AMD CRLs read from
+    /// their files; see the module docs for the rules.
     pub fn settings(&self) -> Result<TrustSettings, TrustConfigError> {
         let dangerous = &self.dangerous;
         let witnesses = if self.witnesses.is_empty() {
@@ -283,6 +310,8 @@ impl TrustConfig {
             }
             WitnessPolicy::new(keys, quorum)?
         };
+        let snp = snp_trust(dangerous)?;
+        let amd_crls = AmdCrls::from_files(&snp, &self.amd_crl_files)?;
         Ok(TrustSettings {
             log: LogKey::new(parse_key("log key", &self.log_key, NoteVerifierKey::parse)?),
             witnesses,
@@ -291,9 +320,9 @@ impl TrustConfig {
                 .iter()
                 .map(|k| parse_key("operator key", k, NoteVerifierKey::parse))
                 .collect::<Result<_, _>>()?,
-            snp: snp_trust(dangerous)?,
+            snp,
             tdx: TdxTrust::intel(),
-            amd_crl: None,
+            amd_crls,
             revoked: self
                 .revoked
                 .iter()
@@ -301,6 +330,134 @@ impl TrustConfig {
                 .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// The AMD CRLs a party applies (see [`crate::snp::SnpTrust::verify_chain`]): at most one per
+/// product, each signed by its pinned ARK. Read from files, each is read again when its
+/// modification time or size changes, so that a refreshed CRL applies without a restart; a
+/// refreshed file that cannot be read or is not a CRL of the same ARK leaves the previous one
+/// in force (it is refused anyway once past its nextUpdate). Clones share the files.
+#[derive(Clone, Debug, Default)]
+pub struct AmdCrls {
+    crls: Arc<[AmdCrl]>,
+}
+
+#[derive(Debug)]
+struct AmdCrl {
+    product: Product,
+    path: Option<PathBuf>,
+    loaded: Mutex<LoadedCrl>,
+}
+
+#[derive(Debug, Clone)]
+struct LoadedCrl {
+    stamp: Option<(SystemTime, u64)>,
+    der: Arc<[u8]>,
+}
+
+fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+impl AmdCrls {
+    /// No CRLs.
+    pub fn none() -> AmdCrls {
+        AmdCrls::default()
+    }
+
+    /// Fixed CRLs (DER), each checked as [`AmdCrls::from_files`] checks a file.
+    pub fn from_der(snp: &SnpTrust, ders: &[&[u8]]) -> Result<AmdCrls, TrustConfigError> {
+        let mut crls = Vec::new();
+        for (i, der) in ders.iter().enumerate() {
+            let product = check_crl(snp, &format!("#{i}"), der, &crls)?;
+            crls.push(AmdCrl {
+                product,
+                path: None,
+                loaded: Mutex::new(LoadedCrl {
+                    stamp: None,
+                    der: Arc::from(*der),
+                }),
+            });
+        }
+        Ok(AmdCrls { crls: crls.into() })
+    }
+
+    /// Reads the CRL files: each must be a DER CRL signed by a pinned ARK, at most one per
+    /// product. Whether a CRL is current is checked each time it is applied.
+    pub fn from_files(snp: &SnpTrust, paths: &[String]) -> Result<AmdCrls, TrustConfigError> {
+        let mut crls = Vec::new();
+        for path in paths {
+            let stamp = file_stamp(path.as_ref());
+            let der = std::fs::read(path).map_err(|e| TrustConfigError::AmdCrl {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            let product = check_crl(snp, path, &der, &crls)?;
+            crls.push(AmdCrl {
+                product,
+                path: Some(PathBuf::from(path)),
+                loaded: Mutex::new(LoadedCrl {
+                    stamp,
+                    der: der.into(),
+                }),
+            });
+        }
+        Ok(AmdCrls { crls: crls.into() })
+    }
+
+    /// True when no CRL is configured.
+    pub fn is_empty(&self) -> bool {
+        self.crls.is_empty()
+    }
+
+    /// The products that have a CRL.
+    pub fn products(&self) -> Vec<Product> {
+        self.crls.iter().map(|c| c.product).collect()
+    }
+
+    /// The CRLs now in force (DER), each file read again if it changed since it was read.
+    pub fn current(&self, snp: &SnpTrust) -> Vec<Arc<[u8]>> {
+        self.crls.iter().map(|c| c.current(snp)).collect()
+    }
+}
+
+impl AmdCrl {
+    fn current(&self, snp: &SnpTrust) -> Arc<[u8]> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(path) = &self.path {
+            let stamp = file_stamp(path);
+            if stamp.is_some() && stamp != loaded.stamp {
+                // Only a CRL of the same product replaces the one in force.
+                if let Ok(der) = std::fs::read(path) {
+                    if snp.check_crl_issuer(&der).ok() == Some(self.product) {
+                        *loaded = LoadedCrl {
+                            stamp,
+                            der: der.into(),
+                        };
+                    }
+                }
+            }
+        }
+        loaded.der.clone()
+    }
+}
+
+fn check_crl(
+    snp: &SnpTrust,
+    name: &str,
+    der: &[u8],
+    earlier: &[AmdCrl],
+) -> Result<Product, TrustConfigError> {
+    let err = |why: String| TrustConfigError::AmdCrl {
+        path: name.to_owned(),
+        why,
+    };
+    let product = snp.check_crl_issuer(der).map_err(|e| err(e.to_string()))?;
+    if earlier.iter().any(|c| c.product == product) {
+        return Err(err(format!("a second CRL for {product:?}")));
+    }
+    Ok(product)
 }
 
 #[cfg(feature = "dangerous-simulated-tee")]

@@ -20,7 +20,7 @@ const MASKS: [u8; 3] = [0x01, 0x80, 0xFF];
 
 /// Flips every byte of the signed area (and the signature) with each mask; counts rejections.
 fn flip_all(ev: &SnpEvidence, trust: &SnpTrust, policy: &SnpPolicy, now: u64) -> usize {
-    let vek = trust.verify_chain(&ev.certs, None, now).unwrap();
+    let vek = trust.verify_chain(&ev.certs, &[], now).unwrap();
     verify_report_with_vek(&vek, &ev.report, policy, now).expect("unmutated report must pass");
     let mut tried = 0;
     // Signed area 0x000..0x2A0, then the r and s fields (0x2A0..0x330).
@@ -98,7 +98,7 @@ fn every_certificate_swapped_is_rejected() {
     ];
     let mut tried = 0;
     for (name, ev, trust, policy, now) in &sets {
-        verify_snp(ev, trust, policy, None, *now).expect("unmutated set must pass");
+        verify_snp(ev, trust, policy, &[], *now).expect("unmutated set must pass");
         for slot in 0..3 {
             for (what, der) in &pool {
                 let mut m = ev.clone();
@@ -111,7 +111,7 @@ fn every_certificate_swapped_is_rejected() {
                     continue; // not a swap
                 }
                 *current = der.clone();
-                let res = verify_snp(&m, trust, policy, None, *now);
+                let res = verify_snp(&m, trust, policy, &[], *now);
                 assert!(res.is_err(), "{name}: slot {slot} <- {what} passed");
                 tried += 1;
             }
@@ -124,7 +124,7 @@ fn every_certificate_swapped_is_rejected() {
             let mut m = ev.clone();
             m.report = oev.report.clone();
             assert!(
-                verify_snp(&m, trust, policy, None, *now).is_err(),
+                verify_snp(&m, trust, policy, &[], *now).is_err(),
                 "{name} <- {other} report"
             );
             tried += 1;
@@ -142,7 +142,7 @@ fn every_policy_field_out_of_bounds_is_rejected() {
     let trust = SnpTrust::amd().dangerous_trust_simulated_root();
     let base = SimulatedReportRequest::new([5; 48], [6; 64]);
     let run = |req: &SimulatedReportRequest, policy: &SnpPolicy| {
-        verify_snp(&tee.attest(req).unwrap(), &trust, policy, None, SIM_NOW)
+        verify_snp(&tee.attest(req).unwrap(), &trust, policy, &[], SIM_NOW)
     };
     run(&base, &SnpPolicy::default()).expect("base passes");
     let mut tried = 0;
@@ -592,7 +592,7 @@ fn every_policy_field_out_of_bounds_is_rejected() {
             min_current_tcb: real_tcb,
             ..archived_policy()
         },
-        None,
+        &[],
         MILAN_NOW,
     )
     .unwrap();
@@ -612,7 +612,7 @@ fn every_policy_field_out_of_bounds_is_rejected() {
                 2 => p.min_launch_tcb = t,
                 _ => p.min_current_tcb = t,
             }
-            let err = verify_snp(&ev, &SnpTrust::amd(), &p, None, MILAN_NOW).unwrap_err();
+            let err = verify_snp(&ev, &SnpTrust::amd(), &p, &[], MILAN_NOW).unwrap_err();
             assert!(matches!(pol(&err), Some(V::TcbTooLow { .. })), "{err}");
             tried += 1;
         }
@@ -652,7 +652,7 @@ fn every_policy_field_out_of_bounds_is_rejected() {
         },
     ] {
         assert!(
-            verify_snp(&ev, &SnpTrust::amd(), &p, None, MILAN_NOW).is_err(),
+            verify_snp(&ev, &SnpTrust::amd(), &p, &[], MILAN_NOW).is_err(),
             "{p:?}"
         );
         tried += 1;

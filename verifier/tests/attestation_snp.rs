@@ -11,6 +11,7 @@ use lucent_verifier::snp::{
     SnpPolicyViolation, SnpTrust, TcbVersion, VekKind, ARK_GENOA_SHA256, ARK_MILAN_SHA256,
     ARK_SIMULATED_SHA256, ARK_TURIN_SHA256,
 };
+use lucent_verifier::trust::AmdCrls;
 use sha2::{Digest, Sha256};
 use support::*;
 
@@ -47,7 +48,7 @@ fn pinned_fingerprints_match_provenance() {
 #[test]
 fn milan_vcek_set_verifies_at_pinned_time() {
     let ev = milan_vcek_evidence();
-    let got = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW)
+    let got = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), &[], MILAN_NOW)
         .expect("Milan VCEK set must verify");
     let exp = expected("vcek");
     assert_eq!(got.product, Product::Milan);
@@ -84,7 +85,7 @@ fn milan_vcek_without_intermediate_uses_the_pinned_ask() {
     let mut ev = milan_vcek_evidence();
     ev.certs.intermediate_der = None;
     ev.certs.ark_der = None;
-    verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap();
+    verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), &[], MILAN_NOW).unwrap();
 }
 
 #[test]
@@ -95,7 +96,7 @@ fn milan_vcek_outside_validity_is_rejected() {
         &ev,
         &SnpTrust::amd(),
         &SnpPolicy::default(),
-        None,
+        &[],
         1_680_549_822,
     )
     .unwrap_err();
@@ -115,7 +116,7 @@ fn milan_vcek_outside_validity_is_rejected() {
         &ev,
         &SnpTrust::amd(),
         &SnpPolicy::default(),
-        None,
+        &[],
         1_901_474_624,
     )
     .unwrap_err();
@@ -139,7 +140,7 @@ fn vlek_set_fails_after_expiry_naming_the_vlek() {
         &ev,
         &SnpTrust::amd(),
         &SnpPolicy::default(),
-        None,
+        &[],
         VLEK_EXPIRED_NOW,
     )
     .unwrap_err();
@@ -164,7 +165,7 @@ fn vlek_set_inside_validity_fails_default_policy_for_vmpl_1() {
         &ev,
         &SnpTrust::amd(),
         &SnpPolicy::default(),
-        None,
+        &[],
         VLEK_VALID_NOW,
     )
     .unwrap_err();
@@ -185,7 +186,7 @@ fn vlek_set_signatures_are_good_under_a_policy_that_allows_it() {
         permit_provisional_firmware: true,
         ..SnpPolicy::default()
     };
-    let got = verify_snp(&ev, &SnpTrust::amd(), &policy, None, VLEK_VALID_NOW).unwrap();
+    let got = verify_snp(&ev, &SnpTrust::amd(), &policy, &[], VLEK_VALID_NOW).unwrap();
     assert_eq!(got.signing_key, VekKind::Vlek);
     assert_eq!(got.version, 3);
     let exp = expected("vlek");
@@ -200,7 +201,7 @@ fn vlek_set_signatures_are_good_under_a_policy_that_allows_it() {
         vmpl: 1,
         ..SnpPolicy::default()
     };
-    let err = verify_snp(&ev, &SnpTrust::amd(), &policy, None, VLEK_VALID_NOW).unwrap_err();
+    let err = verify_snp(&ev, &SnpTrust::amd(), &policy, &[], VLEK_VALID_NOW).unwrap_err();
     assert!(
         matches!(
             err,
@@ -215,7 +216,7 @@ fn vlek_set_signatures_are_good_under_a_policy_that_allows_it() {
         allow_vlek: false,
         ..SnpPolicy::default()
     };
-    let err = verify_snp(&ev, &SnpTrust::amd(), &policy, None, VLEK_VALID_NOW).unwrap_err();
+    let err = verify_snp(&ev, &SnpTrust::amd(), &policy, &[], VLEK_VALID_NOW).unwrap_err();
     assert!(
         matches!(
             err,
@@ -233,7 +234,7 @@ fn vlek_needs_its_asvk() {
         &ev,
         &SnpTrust::amd(),
         &SnpPolicy::default(),
-        None,
+        &[],
         VLEK_VALID_NOW,
     )
     .unwrap_err();
@@ -244,7 +245,7 @@ fn vlek_needs_its_asvk() {
         &ev,
         &SnpTrust::amd(),
         &SnpPolicy::default(),
-        None,
+        &[],
         VLEK_VALID_NOW,
     )
     .unwrap_err();
@@ -258,7 +259,7 @@ fn vlek_needs_its_asvk() {
 fn a_carried_root_other_than_the_pinned_one_is_rejected() {
     let mut ev = milan_vcek_evidence();
     ev.certs.ark_der = Some(amd_root("genoa", "ark"));
-    let err = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap_err();
+    let err = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), &[], MILAN_NOW).unwrap_err();
     assert!(
         matches!(
             err,
@@ -272,26 +273,78 @@ fn a_carried_root_other_than_the_pinned_one_is_rejected() {
 }
 
 #[test]
-fn a_crl_from_another_root_is_rejected() {
+fn a_crl_applies_to_its_own_product_only_and_junk_is_an_error() {
     let ev = milan_vcek_evidence();
+    // The simulated ARK's CRL says nothing about a Milan chain.
+    verify_snp(
+        &ev,
+        &SnpTrust::amd(),
+        &archived_policy(),
+        &[simulated::CRL_EMPTY],
+        MILAN_NOW,
+    )
+    .unwrap();
     let err = verify_snp(
         &ev,
         &SnpTrust::amd(),
         &archived_policy(),
-        Some(simulated::CRL_EMPTY),
+        &[&b"junk"[..]],
         MILAN_NOW,
     )
     .unwrap_err();
     assert!(matches!(err, SnpError::Crl { .. }), "{err}");
-    let err = verify_snp(
-        &ev,
-        &SnpTrust::amd(),
-        &archived_policy(),
-        Some(b"junk"),
-        MILAN_NOW,
-    )
-    .unwrap_err();
-    assert!(matches!(err, SnpError::Crl { .. }), "{err}");
+    // Loading it where the simulated ARK is not pinned names the reason.
+    let err = SnpTrust::amd()
+        .check_crl_issuer(simulated::CRL_EMPTY)
+        .unwrap_err();
+    assert!(err.to_string().contains("no pinned ARK"), "{err}");
+}
+
+/// A CRL file is read at load and again whenever it changes; what replaces it must be a CRL
+/// of the same ARK, else the one in force stays.
+#[test]
+fn crl_files_are_checked_at_load_and_reread_when_they_change() {
+    let trust = SnpTrust::amd().dangerous_trust_simulated_root();
+    let dir = std::env::temp_dir().join(format!("lucent-crl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("simulated.crl");
+    let name = path.to_str().unwrap().to_owned();
+    let ev = sim_evidence();
+    let check = |crls: &AmdCrls| {
+        let now: Vec<_> = crls.current(&trust);
+        let now: Vec<&[u8]> = now.iter().map(|c| &c[..]).collect();
+        verify_snp(&ev, &trust, &SnpPolicy::default(), &now, SIM_NOW)
+    };
+
+    std::fs::write(&path, simulated::CRL_EMPTY).unwrap();
+    let crls = AmdCrls::from_files(&trust, std::slice::from_ref(&name)).unwrap();
+    assert_eq!(crls.products(), vec![Product::Simulated]);
+    check(&crls).unwrap();
+
+    // Refreshed in place: the revocation applies without reloading the settings.
+    std::fs::write(&path, simulated::CRL_REVOKED_ASK).unwrap();
+    assert!(matches!(
+        check(&crls).unwrap_err(),
+        SnpError::Revoked { which: "ASK", .. }
+    ));
+    // A broken refresh does not lift it.
+    std::fs::write(&path, b"not a CRL").unwrap();
+    assert!(matches!(
+        check(&crls).unwrap_err(),
+        SnpError::Revoked { which: "ASK", .. }
+    ));
+
+    // At load: junk, a missing file, a CRL of no pinned ARK, two for one product.
+    let load_err = |trust: &SnpTrust, files: &[String]| {
+        AmdCrls::from_files(trust, files).unwrap_err().to_string()
+    };
+    assert!(load_err(&trust, std::slice::from_ref(&name)).contains(&name));
+    let missing = dir.join("missing.crl").to_str().unwrap().to_owned();
+    assert!(load_err(&trust, std::slice::from_ref(&missing)).contains("missing.crl"));
+    std::fs::write(&path, simulated::CRL_EMPTY).unwrap();
+    assert!(load_err(&SnpTrust::amd(), std::slice::from_ref(&name)).contains("no pinned ARK"));
+    assert!(load_err(&trust, &[name.clone(), name.clone()]).contains("a second CRL"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn sim_evidence() -> SnpEvidence {
@@ -304,26 +357,19 @@ fn sim_evidence() -> SnpEvidence {
 #[test]
 fn simulated_evidence_is_rejected_by_default_with_a_clear_error() {
     let ev = sim_evidence();
-    let err = verify_snp(&ev, &SnpTrust::amd(), &SnpPolicy::default(), None, SIM_NOW).unwrap_err();
+    let err = verify_snp(&ev, &SnpTrust::amd(), &SnpPolicy::default(), &[], SIM_NOW).unwrap_err();
     assert_eq!(err, SnpError::SimulatedRootNotTrusted);
     assert!(err.to_string().contains("dangerous_trust_simulated_root"));
     // Also when the evidence leaves out the intermediate and root.
     let mut bare = ev.clone();
     bare.certs.intermediate_der = None;
     bare.certs.ark_der = None;
-    let err = verify_snp(
-        &bare,
-        &SnpTrust::amd(),
-        &SnpPolicy::default(),
-        None,
-        SIM_NOW,
-    )
-    .unwrap_err();
+    let err = verify_snp(&bare, &SnpTrust::amd(), &SnpPolicy::default(), &[], SIM_NOW).unwrap_err();
     assert_eq!(err, SnpError::SimulatedRootNotTrusted);
     // A real chain carrying the simulated ARK is rejected for the same reason.
     let mut real = milan_vcek_evidence();
     real.certs.ark_der = Some(simulated::ARK.to_vec());
-    let err = verify_snp(&real, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap_err();
+    let err = verify_snp(&real, &SnpTrust::amd(), &archived_policy(), &[], MILAN_NOW).unwrap_err();
     assert_eq!(err, SnpError::SimulatedRootNotTrusted);
 }
 
@@ -332,7 +378,7 @@ fn simulated_evidence_verifies_when_dangerously_trusted() {
     let ev = sim_evidence();
     let trust = SnpTrust::amd().dangerous_trust_simulated_root();
     assert!(trust.trusts_simulated_root());
-    let got = verify_snp(&ev, &trust, &SnpPolicy::default(), None, SIM_NOW).unwrap();
+    let got = verify_snp(&ev, &trust, &SnpPolicy::default(), &[], SIM_NOW).unwrap();
     assert_eq!(got.product, Product::Simulated);
     assert_eq!(got.measurement, [0x42; 48]);
     assert_eq!(got.report_data, [0x17; 64]);
@@ -342,7 +388,7 @@ fn simulated_evidence_verifies_when_dangerously_trusted() {
         &milan_vcek_evidence(),
         &trust,
         &archived_policy(),
-        None,
+        &[],
         MILAN_NOW,
     )
     .unwrap();
@@ -375,7 +421,7 @@ fn crls_signed_by_the_ark_are_applied() {
         &ev,
         &trust,
         &SnpPolicy::default(),
-        Some(simulated::CRL_EMPTY),
+        &[simulated::CRL_EMPTY],
         SIM_NOW,
     )
     .unwrap();
@@ -383,7 +429,7 @@ fn crls_signed_by_the_ark_are_applied() {
         &ev,
         &trust,
         &SnpPolicy::default(),
-        Some(simulated::CRL_REVOKED_ASK),
+        &[simulated::CRL_REVOKED_ASK],
         SIM_NOW,
     )
     .unwrap_err();
@@ -398,14 +444,14 @@ fn crls_signed_by_the_ark_are_applied() {
     let mut bad = simulated::CRL_EMPTY.to_vec();
     let n = bad.len();
     bad[n - 10] ^= 1;
-    let err = verify_snp(&ev, &trust, &SnpPolicy::default(), Some(&bad), SIM_NOW).unwrap_err();
+    let err = verify_snp(&ev, &trust, &SnpPolicy::default(), &[&bad], SIM_NOW).unwrap_err();
     assert!(matches!(err, SnpError::Crl { .. }), "{err}");
     // A CRL before its thisUpdate (2026-11-26) is not current.
     let err = verify_snp(
         &ev,
         &trust,
         &SnpPolicy::default(),
-        Some(simulated::CRL_EMPTY),
+        &[simulated::CRL_EMPTY],
         1_780_000_000,
     )
     .unwrap_err();
@@ -416,10 +462,10 @@ fn crls_signed_by_the_ark_are_applied() {
 fn the_cached_chain_path_matches_the_full_path() {
     let ev = milan_vcek_evidence();
     let vek = SnpTrust::amd()
-        .verify_chain(&ev.certs, None, MILAN_NOW)
+        .verify_chain(&ev.certs, &[], MILAN_NOW)
         .unwrap();
     let cached = verify_report_with_vek(&vek, &ev.report, &archived_policy(), MILAN_NOW).unwrap();
-    let full = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap();
+    let full = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), &[], MILAN_NOW).unwrap();
     assert_eq!(cached, full);
     // The cached chain still checks time.
     let err =
@@ -438,7 +484,7 @@ fn unknown_products_and_garbage_never_panic() {
         &ev,
         &SnpTrust::amd(),
         &SnpPolicy::default(),
-        None,
+        &[],
         VLEK_VALID_NOW,
     )
     .unwrap_err();
@@ -449,12 +495,12 @@ fn unknown_products_and_garbage_never_panic() {
             certs: SnpCertChain::default(),
         };
         let err =
-            verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap_err();
+            verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), &[], MILAN_NOW).unwrap_err();
         assert_eq!(err, SnpError::ReportLength { got: len });
     }
     let mut ev = milan_vcek_evidence();
     ev.certs.vek_der = vec![0x30, 0x82, 0xFF, 0xFF, 1, 2, 3];
-    let err = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), None, MILAN_NOW).unwrap_err();
+    let err = verify_snp(&ev, &SnpTrust::amd(), &archived_policy(), &[], MILAN_NOW).unwrap_err();
     assert!(matches!(err, SnpError::CertificateParse { .. }), "{err}");
 }
 
@@ -464,14 +510,7 @@ fn unknown_products_and_garbage_never_panic() {
 #[test]
 fn a_genuine_report_below_amds_published_floor_is_refused_naming_it() {
     let ev = milan_vcek_evidence();
-    let err = verify_snp(
-        &ev,
-        &SnpTrust::amd(),
-        &SnpPolicy::default(),
-        None,
-        MILAN_NOW,
-    )
-    .unwrap_err();
+    let err = verify_snp(&ev, &SnpTrust::amd(), &SnpPolicy::default(), &[], MILAN_NOW).unwrap_err();
     assert_eq!(
         err,
         SnpError::Policy(SnpPolicyViolation::BelowFloor {
@@ -499,7 +538,7 @@ fn a_genuine_report_below_amds_published_floor_is_refused_naming_it() {
         &milan_vlek_evidence(),
         &SnpTrust::amd(),
         &vlek,
-        None,
+        &[],
         VLEK_VALID_NOW,
     )
     .expect("a report above the floors passes");
@@ -516,8 +555,8 @@ fn a_chip_outside_the_allowlist_is_refused() {
         allowed_chip_ids: ids,
         ..archived_policy()
     };
-    verify_snp(&ev, &SnpTrust::amd(), &with(vec![chip]), None, MILAN_NOW).unwrap();
-    let err = verify_snp(&ev, &SnpTrust::amd(), &with(vec![[7; 64]]), None, MILAN_NOW).unwrap_err();
+    verify_snp(&ev, &SnpTrust::amd(), &with(vec![chip]), &[], MILAN_NOW).unwrap();
+    let err = verify_snp(&ev, &SnpTrust::amd(), &with(vec![[7; 64]]), &[], MILAN_NOW).unwrap_err();
     assert!(
         matches!(
             err,

@@ -300,12 +300,14 @@ impl SnpTrust {
         roots
     }
 
-    /// Verifies a VCEK/VLEK chain to a pinned ARK at `now` (Unix seconds), with an optional
-    /// AMD CRL (DER, signed by the ARK) checked against the intermediate.
+    /// Verifies a VCEK/VLEK chain to a pinned ARK at `now` (Unix seconds). Of the AMD CRLs
+    /// given (DER), the one issued by the chain's ARK is applied to the intermediate: it must
+    /// be signed by that ARK and current at `now`. CRLs of other products are not applied;
+    /// one that does not parse is an error.
     pub fn verify_chain(
         &self,
         chain: &SnpCertChain,
-        crl: Option<&[u8]>,
+        crls: &[&[u8]],
         now: u64,
     ) -> Result<VerifiedVek, SnpError> {
         let vek = parse_cert("VEK", &chain.vek_der)?;
@@ -495,10 +497,29 @@ impl SnpTrust {
         };
         verified.check_time(now)?;
 
-        if let Some(crl) = crl {
-            check_crl(crl, &ark, &int, int_role, now)?;
+        for der in crls {
+            let crl = parse_crl(der)?;
+            if crl.issuer().as_raw() == ark.subject().as_raw() {
+                check_crl(&crl, &ark, &int, int_role, now)?;
+            }
         }
         Ok(verified)
+    }
+
+    /// Checks an AMD CRL when it is loaded: it must parse and be signed by one of the pinned
+    /// ARKs, whose product it returns. Whether it is current is checked when it is applied.
+    pub fn check_crl_issuer(&self, crl_der: &[u8]) -> Result<Product, SnpError> {
+        let crl = parse_crl(crl_der)?;
+        for root in self.roots() {
+            let ark = parse_cert("ARK", root.ark_der)?;
+            if crl.issuer().as_raw() == ark.subject().as_raw() {
+                check_crl_signature(&crl, &ark)?;
+                return Ok(root.product);
+            }
+        }
+        Err(SnpError::Crl {
+            reason: format!("issued by {}, which is no pinned ARK", crl.issuer()),
+        })
     }
 }
 
@@ -514,24 +535,26 @@ pub(crate) fn simulated_root() -> PinnedRoot {
 
 const RSASSA_PSS_OID: &str = "1.2.840.113549.1.1.10";
 
-/// Checks an AMD CRL: issued and signed (RSA-PSS/SHA-384) by the ARK, current at `now`,
-/// and not listing the intermediate's serial number.
-fn check_crl(
-    crl_der: &[u8],
+fn crl_err(reason: String) -> SnpError {
+    SnpError::Crl { reason }
+}
+
+fn parse_crl(der: &[u8]) -> Result<CertificateRevocationList<'_>, SnpError> {
+    match CertificateRevocationList::from_der(der) {
+        Ok(([], crl)) => Ok(crl),
+        Ok(_) => Err(crl_err("trailing bytes after the CRL".into())),
+        Err(e) => Err(crl_err(e.to_string())),
+    }
+}
+
+/// The CRL is signed (RSA-PSS/SHA-384) by `ark`.
+fn check_crl_signature(
+    crl: &CertificateRevocationList<'_>,
     ark: &X509Certificate<'_>,
-    int: &X509Certificate<'_>,
-    int_role: &'static str,
-    now: u64,
 ) -> Result<(), SnpError> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::signature::Verifier;
 
-    let crl_err = |reason: String| SnpError::Crl { reason };
-    let crl = match CertificateRevocationList::from_der(crl_der) {
-        Ok(([], crl)) => crl,
-        Ok(_) => return Err(crl_err("trailing bytes after the CRL".into())),
-        Err(e) => return Err(crl_err(e.to_string())),
-    };
     if crl.issuer().as_raw() != ark.subject().as_raw() {
         return Err(crl_err(format!("issued by {}, not the ARK", crl.issuer())));
     }
@@ -545,7 +568,19 @@ fn check_crl(
         .map_err(|e| crl_err(format!("signature: {e}")))?;
     verifier
         .verify(crl.tbs_cert_list.as_ref(), &sig)
-        .map_err(|_| crl_err("signature does not verify under the ARK".into()))?;
+        .map_err(|_| crl_err("signature does not verify under the ARK".into()))
+}
+
+/// Applies an AMD CRL: signed by the ARK, current at `now`, and not listing the
+/// intermediate's serial number.
+fn check_crl(
+    crl: &CertificateRevocationList<'_>,
+    ark: &X509Certificate<'_>,
+    int: &X509Certificate<'_>,
+    int_role: &'static str,
+    now: u64,
+) -> Result<(), SnpError> {
+    check_crl_signature(crl, ark)?;
     let now_i = i64::try_from(now).unwrap_or(i64::MAX);
     if crl.last_update().timestamp() > now_i {
         return Err(crl_err(format!(
@@ -556,7 +591,7 @@ fn check_crl(
     if let Some(next) = crl.next_update() {
         if next.timestamp() < now_i {
             return Err(crl_err(format!(
-                "nextUpdate {} is before now {now_i}",
+                "nextUpdate {} is before now {now_i}: the CRL file needs refreshing",
                 next.timestamp()
             )));
         }
@@ -595,7 +630,7 @@ mod tests {
         let trust = SnpTrust::amd();
         assert!(!trust.trusts_simulated_root());
         assert_eq!(
-            trust.verify_chain(&chain, None, NOW).unwrap_err(),
+            trust.verify_chain(&chain, &[], NOW).unwrap_err(),
             SnpError::SimulatedRootNotTrusted
         );
         assert!(trust
@@ -614,11 +649,11 @@ mod tests {
         };
         // Without the carried ARK the issuer names it.
         assert_eq!(
-            SnpTrust::amd().verify_chain(&chain, None, NOW).unwrap_err(),
+            SnpTrust::amd().verify_chain(&chain, &[], NOW).unwrap_err(),
             SnpError::SimulatedRootNotTrusted
         );
         let trust = SnpTrust::amd().dangerous_trust_simulated_root();
         assert!(trust.trusts_simulated_root());
-        assert!(trust.verify_chain(&chain, None, NOW).is_ok());
+        assert!(trust.verify_chain(&chain, &[], NOW).is_ok());
     }
 }

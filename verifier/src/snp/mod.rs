@@ -19,10 +19,10 @@
 //! let evidence = tee.attest(&SimulatedReportRequest::new([7; 48], [9; 64])).unwrap();
 //! let now = 1_800_000_000;
 //! // Simulated evidence is rejected unless explicitly trusted.
-//! let err = verify_snp(&evidence, &SnpTrust::amd(), &SnpPolicy::default(), None, now);
+//! let err = verify_snp(&evidence, &SnpTrust::amd(), &SnpPolicy::default(), &[], now);
 //! assert!(matches!(err, Err(SnpError::SimulatedRootNotTrusted)));
 //! let trust = SnpTrust::amd().dangerous_trust_simulated_root();
-//! let ok = verify_snp(&evidence, &trust, &SnpPolicy::default(), None, now).unwrap();
+//! let ok = verify_snp(&evidence, &trust, &SnpPolicy::default(), &[], now).unwrap();
 //! assert_eq!(ok.measurement, [7; 48]);
 //! # }
 //! ```
@@ -258,17 +258,18 @@ pub struct VerifiedSnpReport {
     pub vek_sha256: [u8; 32],
 }
 
-/// Verifies SNP evidence in one call: chain, times, optional CRL, report, policy.
+/// Verifies SNP evidence in one call: chain, times, the AMD CRLs given (see
+/// [`SnpTrust::verify_chain`]), report, policy.
 pub fn verify_snp(
     evidence: &SnpEvidence,
     trust: &SnpTrust,
     policy: &SnpPolicy,
-    crl: Option<&[u8]>,
+    crls: &[&[u8]],
     now: u64,
 ) -> Result<VerifiedSnpReport, SnpError> {
     // Parse the report first: cheap, and rejects garbage before any RSA work.
     let report = SnpReport::parse(&evidence.report)?;
-    let vek = trust.verify_chain(&evidence.certs, crl, now)?;
+    let vek = trust.verify_chain(&evidence.certs, crls, now)?;
     verify_parsed_report(&vek, &report, policy, now)
 }
 
