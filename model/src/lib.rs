@@ -53,6 +53,8 @@
 //! ```
 
 pub mod chat;
+#[cfg(feature = "eval")]
+pub mod eval;
 pub mod gguf;
 pub mod llama;
 pub mod packed;
@@ -182,6 +184,9 @@ pub enum StopReason {
     MaxTokens,
     /// The token callback asked to stop.
     Callback,
+    /// The answer was complete by its task's rule (its sentence limit reached, or a sentence
+    /// repeated): see [`task::answer_is_complete`].
+    Complete,
 }
 
 /// The result of [`LanguageModel::generate`].
@@ -435,8 +440,10 @@ impl LanguageModel {
 
     /// Does `task` on the user's `text`: the prompt from [`task::messages`], at most
     /// `max_new_tokens` generated (and never more than [`ModelLimits::max_output_tokens`]),
-    /// decoded. `on_token` sees each generated token as it is produced and may stop the run
-    /// (the answer then says [`StopReason::Callback`]), for example at a deadline.
+    /// ended and finished by the task's rules ([`task::answer_is_complete`],
+    /// [`task::finish_answer`]), decoded. `on_token` sees each generated token as it is
+    /// produced and may stop the run (the answer then says [`StopReason::Callback`]), for
+    /// example at a deadline.
     ///
     /// Refused before any work: text that is empty or only whitespace
     /// ([`ModelError::EmptyInput`]) and a prompt over the input limit
@@ -451,12 +458,51 @@ impl LanguageModel {
         if text.trim().is_empty() {
             return Err(ModelError::EmptyInput("text"));
         }
-        let ids = self.encode_chat(&task::messages(task, text))?;
-        let generation = self.generate(&ids, max_new_tokens, self.sampling, on_token)?;
+        self.answer_messages(task, &task::messages(task, text), max_new_tokens, on_token)
+    }
+
+    /// [`answer`](Self::answer) for a prompt given as `messages` (the evaluation tries other
+    /// prompts this way); the task decides when the answer is complete and how it is finished.
+    pub fn answer_messages(
+        &self,
+        task: Task,
+        messages: &[ChatMessage],
+        max_new_tokens: usize,
+        on_token: &mut dyn FnMut(TokenId) -> ControlFlow<()>,
+    ) -> Result<Answer, ModelError> {
+        let ids = self.encode_chat(messages)?;
+        let mut bytes = Vec::new();
+        let mut complete = false;
+        let mut failed = None;
+        let generation = self.generate(&ids, max_new_tokens, self.sampling, &mut |id| {
+            if on_token(id).is_break() {
+                return ControlFlow::Break(());
+            }
+            match self.tokenizer.token_bytes(id) {
+                Ok(b) => bytes.extend_from_slice(b),
+                Err(e) => {
+                    failed = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            if task::answer_is_complete(task, &String::from_utf8_lossy(&bytes)) {
+                complete = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        let stop = match generation.stop {
+            StopReason::Callback if complete => StopReason::Complete,
+            other => other,
+        };
+        let cut = matches!(stop, StopReason::MaxTokens | StopReason::Complete);
         Ok(Answer {
-            text: self.tokenizer.decode(&generation.tokens)?,
+            text: task::finish_answer(task, &self.tokenizer.decode(&generation.tokens)?, cut),
             tokens: generation.tokens.len(),
-            stop: generation.stop,
+            stop,
         })
     }
 
