@@ -80,13 +80,14 @@ fn hash_rows(rows: &[Candidate]) -> Vec<Vec<(u8, u64, lucent_verifier::merkle::H
         .collect()
 }
 
-/// Rows per second for a plain batched insert of the same rows (entries and their stored
-/// hashes), one transaction per batch: no dedup lookup, no hashing, no signing, no checkpoint.
+/// Rows per second for a plain batched insert of the same rows (entries with their body hash
+/// under the same unique index, and their stored hashes), one transaction per batch: no dedup
+/// lookup, no hashing, no signing, no checkpoint.
 async fn raw_insert_rate(store: &SqlStore, rows: &[Candidate], backend_pg: bool) -> f64 {
     let pool = store.pool();
     let backend = store.backend();
     let blob = if backend_pg { "BYTEA" } else { "BLOB" };
-    sqlx::query(&format!("CREATE TABLE raw_entries (idx BIGINT PRIMARY KEY, leaf_hash {blob} NOT NULL UNIQUE, data {blob} NOT NULL, kind TEXT NOT NULL, lookup {blob} NOT NULL)"))
+    sqlx::query(&format!("CREATE TABLE raw_entries (idx BIGINT PRIMARY KEY, leaf_hash {blob} NOT NULL UNIQUE, data {blob} NOT NULL, kind TEXT NOT NULL, lookup {blob} NOT NULL, body_hash {blob} NOT NULL UNIQUE)"))
         .execute(pool)
         .await
         .unwrap();
@@ -101,8 +102,8 @@ async fn raw_insert_rate(store: &SqlStore, rows: &[Candidate], backend_pg: bool)
         let mut tx = pool.begin().await.unwrap();
         for sub in chunk.chunks(1000) {
             let sql = format!(
-                "INSERT INTO raw_entries (idx, leaf_hash, data, kind, lookup) VALUES {}",
-                values_sql(backend, sub.len(), 5)
+                "INSERT INTO raw_entries (idx, leaf_hash, data, kind, lookup, body_hash) VALUES {}",
+                values_sql(backend, sub.len(), 6)
             );
             let mut q = sqlx::query(&sql);
             for c in sub {
@@ -111,7 +112,8 @@ async fn raw_insert_rate(store: &SqlStore, rows: &[Candidate], backend_pg: bool)
                     .bind(c.leaf.0 .0.to_vec())
                     .bind(c.data.clone())
                     .bind(c.kind)
-                    .bind(c.lookup.clone());
+                    .bind(c.lookup.clone())
+                    .bind(c.body.to_vec());
                 idx += 1;
             }
             q.execute(&mut *tx).await.unwrap();

@@ -143,6 +143,30 @@ impl PackedMatrix {
         self.cols
     }
 
+    /// Row `r` as f32, computed with exactly [`quant::dequantize`](super::quant)'s arithmetic,
+    /// so it equals that row of the dequantised matrix bit for bit: how the token embeddings
+    /// are read when they are the tied output head.
+    ///
+    /// # Panics
+    /// If `r >= self.rows()`: the model checks token ids at its entry, so this is a bug.
+    pub fn row(&self, r: usize, out: &mut Vec<f32>) {
+        assert!(r < self.rows, "row {r} of {}", self.rows);
+        let per_row = self.cols / QK;
+        for b in r * per_row..(r + 1) * per_row {
+            match &self.blocks {
+                Blocks::Q4_1 { d, m, q } => {
+                    let (d, m) = (d[b], m[b]);
+                    out.extend(q[b].iter().map(|&v| f32::from(v & 0x0F) * d + m));
+                    out.extend(q[b].iter().map(|&v| f32::from(v >> 4) * d + m));
+                }
+                Blocks::Q8_0 { d, q } => {
+                    let d = d[b];
+                    out.extend(q[b].iter().map(|&v| f32::from(v) * d));
+                }
+            }
+        }
+    }
+
     /// `W · x` (one output per row).
     ///
     /// # Panics
@@ -282,6 +306,29 @@ mod tests {
                     .sum()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_row_equals_the_dequantised_row_bit_for_bit() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for ty in [GgmlType::Q4_1, GgmlType::Q8_0] {
+            let (rows, cols) = (5, 96);
+            let raw = random_blocks(ty, rows * cols / QK, &mut rng);
+            let w = dequantize(ty, &raw);
+            let m = PackedMatrix::from_ggml(ty, &raw, rows, cols).unwrap();
+            for r in 0..rows {
+                let mut got = Vec::new();
+                m.row(r, &mut got);
+                let want = &w[r * cols..(r + 1) * cols];
+                assert!(
+                    got.iter()
+                        .zip(want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{ty:?} row {r}"
+                );
+                assert_eq!(got.len(), cols);
+            }
+        }
     }
 
     #[test]
