@@ -345,7 +345,7 @@ pub struct AmdCrls {
 #[derive(Debug)]
 struct AmdCrl {
     product: Product,
-    path: Option<PathBuf>,
+    path: PathBuf,
     loaded: Mutex<LoadedCrl>,
 }
 
@@ -361,28 +361,6 @@ fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
 }
 
 impl AmdCrls {
-    /// No CRLs.
-    pub fn none() -> AmdCrls {
-        AmdCrls::default()
-    }
-
-    /// Fixed CRLs (DER), each checked as [`AmdCrls::from_files`] checks a file.
-    pub fn from_der(snp: &SnpTrust, ders: &[&[u8]]) -> Result<AmdCrls, TrustConfigError> {
-        let mut crls = Vec::new();
-        for (i, der) in ders.iter().enumerate() {
-            let product = check_crl(snp, &format!("#{i}"), der, &crls)?;
-            crls.push(AmdCrl {
-                product,
-                path: None,
-                loaded: Mutex::new(LoadedCrl {
-                    stamp: None,
-                    der: Arc::from(*der),
-                }),
-            });
-        }
-        Ok(AmdCrls { crls: crls.into() })
-    }
-
     /// Reads the CRL files: each must be a DER CRL signed by a pinned ARK, at most one per
     /// product. Whether a CRL is current is checked each time it is applied.
     pub fn from_files(snp: &SnpTrust, paths: &[String]) -> Result<AmdCrls, TrustConfigError> {
@@ -396,7 +374,7 @@ impl AmdCrls {
             let product = check_crl(snp, path, &der, &crls)?;
             crls.push(AmdCrl {
                 product,
-                path: Some(PathBuf::from(path)),
+                path: PathBuf::from(path),
                 loaded: Mutex::new(LoadedCrl {
                     stamp,
                     der: der.into(),
@@ -404,11 +382,6 @@ impl AmdCrls {
             });
         }
         Ok(AmdCrls { crls: crls.into() })
-    }
-
-    /// True when no CRL is configured.
-    pub fn is_empty(&self) -> bool {
-        self.crls.is_empty()
     }
 
     /// The products that have a CRL.
@@ -425,17 +398,15 @@ impl AmdCrls {
 impl AmdCrl {
     fn current(&self, snp: &SnpTrust) -> Arc<[u8]> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(path) = &self.path {
-            let stamp = file_stamp(path);
-            if stamp.is_some() && stamp != loaded.stamp {
-                // Only a CRL of the same product replaces the one in force.
-                if let Ok(der) = std::fs::read(path) {
-                    if snp.check_crl_issuer(&der).ok() == Some(self.product) {
-                        *loaded = LoadedCrl {
-                            stamp,
-                            der: der.into(),
-                        };
-                    }
+        let stamp = file_stamp(&self.path);
+        if stamp.is_some() && stamp != loaded.stamp {
+            // Only a CRL of the same product replaces the one in force.
+            if let Ok(der) = std::fs::read(&self.path) {
+                if snp.check_crl_issuer(&der).ok() == Some(self.product) {
+                    *loaded = LoadedCrl {
+                        stamp,
+                        der: der.into(),
+                    };
                 }
             }
         }
