@@ -405,7 +405,7 @@ pub struct Llama {
 /// The output head, kept in one form only (it is the largest matrix: 113 MB as f32).
 enum OutputHead {
     /// `[dim, vocab]` f32, in burn.
-    Dense(Tensor<2>),
+    Dense(Box<Tensor<2>>),
     /// `[vocab, dim]` block-quantised.
     Packed(Arc<PackedMatrix>),
 }
@@ -413,7 +413,7 @@ enum OutputHead {
 /// The token embeddings, `[vocab, dim]`.
 enum Embedding {
     /// f32, in burn.
-    Dense(Tensor<2>),
+    Dense(Box<Tensor<2>>),
     /// The block-quantised output head they are tied to (SmolLM2's case), read row by row
     /// with the dequantiser's arithmetic: the same f32 values without a 113 MB f32 copy.
     TiedToHead(Arc<PackedMatrix>),
@@ -570,12 +570,12 @@ impl Llama {
             Some(p) => (Some(p.layers), OutputHead::Packed(Arc::new(p.lm_head))),
             None => (
                 None,
-                OutputHead::Dense(linear(
+                OutputHead::Dense(Box::new(linear(
                     "output",
                     weights.lm_head.as_deref().unwrap_or(&weights.embed),
                     v,
                     d,
-                )?),
+                )?)),
             ),
         };
         let hd = config.head_dim();
@@ -590,7 +590,7 @@ impl Llama {
             packed,
             embed: match &lm_head {
                 OutputHead::Packed(head) if tied => Embedding::TiedToHead(head.clone()),
-                _ => Embedding::Dense(tensor(weights.embed, [v, d])),
+                _ => Embedding::Dense(Box::new(tensor(weights.embed, [v, d]))),
             },
             out_norm: norm("output_norm", weights.out_norm)?,
             lm_head,
@@ -676,7 +676,7 @@ impl Llama {
             Embedding::Dense(table) => {
                 let ids: Vec<i64> = tokens.iter().map(|&i| i64::from(i)).collect();
                 let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [t]), &self.device);
-                table.clone().select(0, ids)
+                Tensor::clone(table).select(0, ids)
             }
             Embedding::TiedToHead(head) => {
                 let mut rows = Vec::with_capacity(t * c.dim);
