@@ -398,14 +398,14 @@ impl Variant {
             }
             (Variant::OneShot, Task::Summarize) => vec![
                 sys(tuned_system_line(task)),
-                user(task::SUMMARIZE_EXAMPLE[0].into()),
-                assistant(task::SUMMARIZE_EXAMPLE[1]),
+                user(SUMMARIZE_EXAMPLE[0].into()),
+                assistant(SUMMARIZE_EXAMPLE[1]),
                 user(text.into()),
             ],
             (Variant::TwoShotFormal, Task::Summarize) => vec![
                 sys(tuned_system_line(task)),
-                user(task::SUMMARIZE_EXAMPLE[0].into()),
-                assistant(task::SUMMARIZE_EXAMPLE[1]),
+                user(SUMMARIZE_EXAMPLE[0].into()),
+                assistant(SUMMARIZE_EXAMPLE[1]),
                 user(
                     "Sam: Team, the client call moved from Monday to Wednesday.\n\
                      Rita: What time?\nSam: 2pm, same link.\nJo: I'll update the slides \
@@ -434,8 +434,8 @@ impl Variant {
             ],
             (Variant::OneShotReported, Task::Summarize) => vec![
                 sys(tuned_system_line(task)),
-                user(reported(task::SUMMARIZE_EXAMPLE[0])),
-                assistant(task::SUMMARIZE_EXAMPLE[1]),
+                user(reported(SUMMARIZE_EXAMPLE[0])),
+                assistant(SUMMARIZE_EXAMPLE[1]),
                 user(reported(text)),
             ],
             (Variant::OneShotWorkExample | Variant::OneShotReported, Task::Suggest) => {
@@ -475,11 +475,18 @@ fn reported(text: &str) -> String {
         .join("\n")
 }
 
+/// The worked example of the one- and two-shot variants.
+const SUMMARIZE_EXAMPLE: [&str; 2] = [
+    "Maya: Can you pick up the cake on Saturday?\nLeo: Sure, what time?\n\
+     Maya: The bakery closes at 4, so before then.\nLeo: OK, I'll get it at 3.",
+    "Leo will pick up the cake from the bakery at 3 pm on Saturday, before it closes at 4.",
+];
 /// SmolLM2's default system line (its chat template's).
 const DEFAULT_SYSTEM: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
 
 /// The system lines of the summarising and rewriting data the model was tuned on: the
-/// runtime's instructions since the evaluation.
+/// runtime's instructions since the evaluation (`Current` and `TunedSystemLines` ask the
+/// same).
 fn tuned_system_line(task: Task) -> &'static str {
     task::instructions(task)
 }

@@ -238,6 +238,9 @@ pub struct LanguageModel {
     sampling: SamplingParams,
     stop_tokens: Vec<TokenId>,
     max_token_bytes: usize,
+    /// Tokens that begin with a colon (after spaces): refused right after a speaker's name
+    /// at the start of a one-paragraph answer ([`task::opens_a_transcript_line`]).
+    colon_tokens: Vec<TokenId>,
 }
 
 impl LanguageModel {
@@ -305,6 +308,13 @@ impl LanguageModel {
             .max()
             .unwrap_or(1)
             .max(1);
+        let colon_tokens = (0..tokenizer.vocab_size() as TokenId)
+            .filter(|&id| {
+                tokenizer
+                    .token_bytes(id)
+                    .is_ok_and(|b| b.trim_ascii_start().starts_with(b":"))
+            })
+            .collect();
         Ok(LanguageModel {
             llama,
             tokenizer,
@@ -312,6 +322,7 @@ impl LanguageModel {
             sampling: SamplingParams::GREEDY,
             stop_tokens,
             max_token_bytes,
+            colon_tokens,
         })
     }
 
@@ -351,6 +362,19 @@ impl LanguageModel {
         sampling: SamplingParams,
         on_token: &mut dyn FnMut(TokenId) -> ControlFlow<()>,
     ) -> Result<Generation, ModelError> {
+        self.generate_masked(prompt, max_new_tokens, sampling, &mut |_| {}, on_token)
+    }
+
+    /// [`generate`](Self::generate), with `mask` shaping each step's logits before the token is
+    /// chosen (a token set to negative infinity is never chosen).
+    fn generate_masked(
+        &self,
+        prompt: &[TokenId],
+        max_new_tokens: usize,
+        sampling: SamplingParams,
+        mask: &mut dyn FnMut(&mut [f32]),
+        on_token: &mut dyn FnMut(TokenId) -> ControlFlow<()>,
+    ) -> Result<Generation, ModelError> {
         if prompt.is_empty() {
             return Err(ModelError::EmptyInput("prompt"));
         }
@@ -372,6 +396,7 @@ impl LanguageModel {
                     stop: StopReason::MaxTokens,
                 });
             }
+            mask(&mut logits);
             let Some(next) = sampler.sample(&logits) else {
                 return Err(ModelError::EmptyInput("logits"));
             };
@@ -471,26 +496,41 @@ impl LanguageModel {
         on_token: &mut dyn FnMut(TokenId) -> ControlFlow<()>,
     ) -> Result<Answer, ModelError> {
         let ids = self.encode_chat(messages)?;
-        let mut bytes = Vec::new();
+        let speakers = match messages.last() {
+            Some(m) if m.role == Role::User => task::speakers(task, &m.content),
+            _ => Vec::new(),
+        };
+        let bytes = std::cell::RefCell::new(Vec::new());
         let mut complete = false;
         let mut failed = None;
-        let generation = self.generate(&ids, max_new_tokens, self.sampling, &mut |id| {
-            if on_token(id).is_break() {
-                return ControlFlow::Break(());
-            }
-            match self.tokenizer.token_bytes(id) {
-                Ok(b) => bytes.extend_from_slice(b),
-                Err(e) => {
-                    failed = Some(e);
-                    return ControlFlow::Break(());
+        let mut mask = |logits: &mut [f32]| {
+            let so_far = String::from_utf8_lossy(&bytes.borrow()).into_owned();
+            if task::opens_a_transcript_line(&so_far, &speakers) {
+                for &id in &self.colon_tokens {
+                    if let Some(l) = logits.get_mut(id as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
                 }
             }
-            if task::answer_is_complete(task, &String::from_utf8_lossy(&bytes)) {
-                complete = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        })?;
+        };
+        let generation =
+            self.generate_masked(&ids, max_new_tokens, self.sampling, &mut mask, &mut |id| {
+                if on_token(id).is_break() {
+                    return ControlFlow::Break(());
+                }
+                match self.tokenizer.token_bytes(id) {
+                    Ok(b) => bytes.borrow_mut().extend_from_slice(b),
+                    Err(e) => {
+                        failed = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                if task::answer_is_complete(task, &String::from_utf8_lossy(&bytes.borrow())) {
+                    complete = true;
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            })?;
         if let Some(e) = failed {
             return Err(e.into());
         }

@@ -12,13 +12,6 @@ use crate::chat::{ChatMessage, Role};
 const SUMMARIZE_SYSTEM: &str = "Provide a concise, objective summary of the input text in up to \
 three sentences, focusing on key actions and intentions without using second or third person \
 pronouns.";
-/// One worked example before the user's conversation: without it the model mostly continues
-/// the transcript (`EVAL.md`).
-pub(crate) const SUMMARIZE_EXAMPLE: [&str; 2] = [
-    "Maya: Can you pick up the cake on Saturday?\nLeo: Sure, what time?\n\
-     Maya: The bakery closes at 4, so before then.\nLeo: OK, I'll get it at 3.",
-    "Leo will pick up the cake from the bakery at 3 pm on Saturday, before it closes at 4.",
-];
 /// The rewrite's system line: the wording of the rewriting data the model was tuned on.
 const SUGGEST_SYSTEM: &str = "You're an AI assistant for text re-writing. Rewrite the input \
 text to make it more friendly and approachable while maintaining its main points.";
@@ -36,18 +29,13 @@ pub fn instructions(task: Task) -> &'static str {
 }
 
 /// The conversation the model answers for `text`: the task's instructions as the system turn,
-/// a worked example where the task has one, then `text`, verbatim, as the user's turn. The
-/// chat template tokenizes message text as plain text, so `text` cannot forge control tokens
-/// or a turn of its own.
+/// then `text`, verbatim, as the user's turn. The chat template tokenizes message text as
+/// plain text, so `text` cannot forge control tokens or a turn of its own.
 pub fn messages(task: Task, text: &str) -> Vec<ChatMessage> {
-    let mut m = vec![ChatMessage::new(Role::System, instructions(task))];
-    if task == Task::Summarize {
-        let [question, answer] = SUMMARIZE_EXAMPLE;
-        m.push(ChatMessage::new(Role::User, question));
-        m.push(ChatMessage::new(Role::Assistant, answer));
-    }
-    m.push(ChatMessage::new(Role::User, text));
-    m
+    vec![
+        ChatMessage::new(Role::System, instructions(task)),
+        ChatMessage::new(Role::User, text),
+    ]
 }
 
 /// The most sentences an answer to `task` has: a summary is short, a rewrite as long as the
@@ -183,6 +171,32 @@ pub fn finish_answer(task: Task, text: &str, cut: bool) -> String {
     kept.concat().trim().to_owned()
 }
 
+/// The speakers of a conversation given for a one-paragraph answer (a summary): the names
+/// before `:` at the start of its lines (at most three words each). Empty for other tasks.
+pub fn speakers(task: Task, text: &str) -> Vec<String> {
+    if !one_paragraph(task) {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, _)| name.trim())
+        .filter(|name| !name.is_empty() && name.split_whitespace().count() <= 3)
+        .map(str::to_owned)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Whether the answer so far is just a speaker's name, so that a colon next would open a
+/// transcript line (`Name: …`): a small model's way of continuing the conversation instead
+/// of summarising it. The model refuses colon tokens at that point.
+pub fn opens_a_transcript_line(so_far: &str, speakers: &[String]) -> bool {
+    let so_far = so_far.trim();
+    !so_far.is_empty() && speakers.iter().any(|s| s == so_far)
+}
+
 /// Whether `text` ends with a finished sentence (`.`, `!`, `?` or `…`, possibly inside a
 /// closing quote or bracket).
 pub fn ends_a_sentence(text: &str) -> bool {
@@ -208,6 +222,18 @@ mod tests {
             assert_eq!(user.content, text);
         }
         assert_ne!(instructions(Task::Summarize), instructions(Task::Suggest));
+    }
+
+    #[test]
+    fn a_summary_may_not_open_with_a_speakers_name_and_colon() {
+        let text = "Ann Lee: lunch?\nBob: noon at Rosa's\nnot a speaker line";
+        let s = speakers(Task::Summarize, text);
+        assert_eq!(s, vec!["Ann Lee".to_owned(), "Bob".to_owned()]);
+        assert!(speakers(Task::Suggest, text).is_empty());
+        assert!(opens_a_transcript_line(" Bob", &s));
+        assert!(opens_a_transcript_line("Ann Lee", &s));
+        assert!(!opens_a_transcript_line("Bob will", &s));
+        assert!(!opens_a_transcript_line("", &s));
     }
 
     #[test]

@@ -328,8 +328,7 @@ fn oversized_input_is_refused_with_a_clear_error() {
         max_input_tokens: 40,
         max_output_tokens: 8,
     });
-    // A few tokens of template plus a long message: over 40 tokens but under the byte bound
-    // (the rewrite's prompt: the summary's worked example alone is over the bound).
+    // A few tokens of template plus a long message: over 40 tokens but under the byte bound.
     match lm.answer(Task::Suggest, &"x y ".repeat(30), 8, &mut go_on) {
         Err(ModelError::InputTooLong { tokens, limit }) => {
             assert_eq!(limit, 40);
