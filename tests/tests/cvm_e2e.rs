@@ -81,10 +81,10 @@ fn honest(backend: Backend) {
     let opened = open_response(&ctx, &sealed).expect("the client opens it");
     let answer: serde_json::Value = serde_json::from_slice(&opened).unwrap();
     // The tiny model's output is noise, but its length is bounded by max_tokens and the
-    // model really ran.
+    // model really ran (the answer's clean-up may leave nothing of the noise).
     let tokens = answer["tokens"].as_u64().unwrap();
     assert!(tokens <= 8, "{answer}");
-    assert_eq!(tokens == 0, answer["output"] == "", "{answer}");
+    assert!(answer["output"].is_string(), "{answer}");
     assert!(answer["model_ms"].is_u64(), "{answer}");
 
     // Only the client can open it: another client's context (same CVM, another request)
@@ -794,7 +794,9 @@ fn answers_and_refusals_inside_the_encryption_look_alike_on_the_wire() {
     let o3 = open_response(&err_ctx, &a3).unwrap();
     let t1: serde_json::Value = serde_json::from_slice(&o1).unwrap();
     let t2: serde_json::Value = serde_json::from_slice(&o2).unwrap();
-    assert_ne!(t1["output"], t2["output"], "two different answers");
+    // Two different answers (the tiny model's noise, cleaned up, may be empty in both; the
+    // token counts of a 1- and a 12-token request still differ).
+    assert_ne!(t1, t2, "two different answers");
     assert_eq!(error_of(&o3).0, "bad_request");
     assert_eq!(a1.len(), a2.len(), "answers of one bucket");
     assert_eq!(a1.len(), a3.len(), "a refusal looks like an answer");
