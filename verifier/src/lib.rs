@@ -76,6 +76,7 @@ pub mod last_seen;
 pub mod log_api;
 pub mod merkle;
 pub mod note;
+pub mod oblivious;
 pub mod statement;
 pub mod tiles;
 pub mod tlog_proof;

@@ -1,0 +1,5 @@
+//! `lucent-gateway`: see [`lucent_gateway::cli`].
+
+fn main() -> std::process::ExitCode {
+    lucent_gateway::cli::main()
+}
