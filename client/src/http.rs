@@ -51,14 +51,19 @@ use lucent_verifier::checkpoint::{
 };
 use lucent_verifier::cvm_api::{pad_to_bucket, padded_len, Task, TaskReply, TaskRequest};
 use lucent_verifier::encapsulation::{
-    open_response, seal_request, EncapsulationError, KeyConfig as HpkeKeyConfig,
+    open_response, seal_request, seal_request_with, EncapsulationError, KeyConfig as HpkeKeyConfig,
+    MediaLabels, ResponseContext,
 };
 use lucent_verifier::last_seen::check_update;
 use lucent_verifier::merkle::{LeafHash, ProofError};
+use lucent_verifier::oblivious::{
+    ErrorSource, ForwardRequest, GatewayAnswer, ERROR_SOURCE_HEADER, MAX_ERROR_BODY_BYTES,
+    MAX_OUTER_RESPONSE_BYTES, OHTTP_PATH, REQUEST_MEDIA_TYPE,
+};
 use lucent_verifier::statement::{parse_unverified, verify_statement, Statement};
 use lucent_verifier::trust::TrustSettings;
 
-use crate::log::{fetch, FetchError, LogClient};
+use crate::log::{fetch, read_body, read_limited, FetchError, LogClient};
 use crate::store::{load_verified, LastSeenStore, StoreError};
 
 /// Largest answer read from the log or a CVM (bundles are at most [`MAX_BUNDLE_BYTES`]).
@@ -87,10 +92,11 @@ pub enum ClientError {
         /// Why it was rejected.
         source: CheckpointError,
     },
-    /// The CVM's key config is not logged by an operator, valid now, under the checkpoint.
+    /// The CVM's or the gateway's key config is not logged by an operator, valid now, under
+    /// the checkpoint.
     #[error("key config {key_id} of {url} is not logged: {reason}")]
     KeyConfigNotLogged {
-        /// The CVM.
+        /// The CVM, or `gateway via <relay>`.
         url: String,
         /// The key id.
         key_id: u8,
@@ -118,6 +124,21 @@ pub enum ClientError {
         /// The stable code (`bad_request`, `model_refused`, `busy`, `timeout`, `internal`).
         code: String,
         /// The CVM's message.
+        message: String,
+    },
+    /// A party of the oblivious path could not be reached, or refused the request before
+    /// the CVM opened it: the relay (it names itself, or the client could not reach it), the
+    /// gateway (in its sealed answer, or before it opened the request, through the relay), or
+    /// the CVM (through the gateway: closed, for example).
+    #[error("{party} refused the request (HTTP {status}, {code}): {message}")]
+    Oblivious {
+        /// Who: relay, gateway or CVM.
+        party: ErrorSource,
+        /// The HTTP status (0: the party could not be reached).
+        status: u16,
+        /// The stable code (`gateway_unreachable`, `unknown_key_id`, `not_logged`, …).
+        code: String,
+        /// What went wrong, for people.
         message: String,
     },
     /// Sealing the request or opening the answer failed.
@@ -153,6 +174,9 @@ pub struct ClientConfig {
     pub last_seen: Arc<dyn LastSeenStore>,
     /// Time limit for each HTTP request.
     pub timeout: Duration,
+    /// The local address outgoing connections are made from (the system's choice when
+    /// absent).
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 /// Where the time of one attestation went.
@@ -203,6 +227,35 @@ impl VerifiedCvm {
     }
 }
 
+/// A gateway whose key config the client found logged, reached through a relay; requests
+/// go through it with [`Client::ask_oblivious`].
+#[derive(Clone, Debug)]
+pub struct VerifiedGateway {
+    relay_url: String,
+    key_config: HpkeKeyConfig,
+    key_config_index: u64,
+    valid_until: u64,
+}
+
+impl VerifiedGateway {
+    /// The relay's base URL.
+    pub fn relay_url(&self) -> &str {
+        &self.relay_url
+    }
+    /// The gateway's logged key config.
+    pub fn key_config(&self) -> &HpkeKeyConfig {
+        &self.key_config
+    }
+    /// Index of the `keyconfig` statement that logs it.
+    pub fn key_config_index(&self) -> u64 {
+        self.key_config_index
+    }
+    /// Until when (Unix seconds) the key config is valid.
+    pub fn valid_until(&self) -> u64 {
+        self.valid_until
+    }
+}
+
 /// An opened answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
@@ -238,6 +291,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
+            .local_address(config.local_address)
             .build()
             .map_err(|e| FetchError::Http {
                 what: "client set-up",
@@ -261,6 +315,19 @@ impl Client {
         )?)
     }
 
+    /// The log's current checkpoint, verified (signature and witness quorum).
+    async fn current_checkpoint(&self) -> Result<SignedCheckpoint, ClientError> {
+        let note = self.log.checkpoint().await?;
+        Ok(
+            verify_witnessed(&note, &self.config.trust.log, &self.config.trust.witnesses)
+                .map_err(|source| ClientError::Checkpoint {
+                    url: self.log.url("/checkpoint"),
+                    source,
+                })?
+                .signed,
+        )
+    }
+
     /// The log's current checkpoint, verified (signature and witness quorum) and proven
     /// consistent with `trusted`; `trusted` itself when the log has not grown.
     async fn newer_checkpoint(
@@ -268,13 +335,7 @@ impl Client {
         trusted: &SignedCheckpoint,
     ) -> Result<SignedCheckpoint, ClientError> {
         let url = self.log.url("/checkpoint");
-        let note = self.log.checkpoint().await?;
-        let latest = verify_witnessed(&note, &self.config.trust.log, &self.config.trust.witnesses)
-            .map_err(|source| ClientError::Checkpoint {
-                url: url.clone(),
-                source,
-            })?
-            .signed;
+        let latest = self.current_checkpoint().await?;
         let (old, new) = (trusted.checkpoint.size.0, latest.checkpoint.size.0);
         let proof = if old > 0 && old < new {
             Some(self.log.consistency(old, new).await?)
@@ -474,18 +535,51 @@ impl Client {
         })
     }
 
-    /// Seals `text` to the verified CVM, sends it for `task`, and opens the answer.
-    pub async fn ask(
+    /// Checks that `key_config` (the gateway's, as a CDN or the operator serves it) is
+    /// logged: an operator-signed `keyconfig` statement with exactly these bytes, valid now,
+    /// under a witnessed checkpoint consistent with the last seen one. The result sends
+    /// requests to that gateway through the relay at `relay_url`.
+    pub async fn gateway(
+        &self,
+        relay_url: &str,
+        key_config: &[u8],
+    ) -> Result<VerifiedGateway, ClientError> {
+        let relay_url = relay_url.trim_end_matches('/').to_owned();
+        let what = format!("gateway via {relay_url}");
+        let parsed =
+            HpkeKeyConfig::parse(key_config).map_err(|source| ClientError::Encapsulation {
+                url: what.clone(),
+                source,
+            })?;
+        let stored = self.last_seen()?;
+        let trusted = match &stored {
+            Some(cp) => cp.clone(),
+            None => self.current_checkpoint().await?,
+        };
+        let (key_config_index, valid_until, newest) = self
+            .key_config_logged(&what, key_config, parsed.key_id, trusted, now_unix())
+            .await?;
+        if stored
+            .as_ref()
+            .is_none_or(|s| s.checkpoint.size.0 < newest.checkpoint.size.0)
+        {
+            self.config.last_seen.store(&newest.note)?;
+        }
+        Ok(VerifiedGateway {
+            relay_url,
+            key_config: parsed,
+            key_config_index,
+            valid_until,
+        })
+    }
+
+    /// The padded plaintext of a task request, sealed to a verified CVM that is still valid.
+    fn seal_task(
         &self,
         cvm: &VerifiedCvm,
-        task: Task,
         text: &str,
         max_tokens: Option<u32>,
-    ) -> Result<Answer, ClientError> {
-        let enc_err = |source| ClientError::Encapsulation {
-            url: cvm.url.clone(),
-            source,
-        };
+    ) -> Result<(Vec<u8>, ResponseContext), ClientError> {
         // A verification is good only as long as what it verified: re-checked on every use.
         let now = now_unix();
         if now > cvm.valid_until {
@@ -495,7 +589,6 @@ impl Client {
                 now,
             });
         }
-        let t = Instant::now();
         let request = TaskRequest {
             text: text.to_owned(),
             max_tokens,
@@ -514,8 +607,51 @@ impl Client {
         plaintext.extend_from_slice(&json);
         drop(json);
         pad_to_bucket(&mut plaintext);
-        let (request, context) =
-            seal_request(&cvm.key_config, &plaintext, &mut OsRng).map_err(enc_err)?;
+        seal_request(&cvm.key_config, &plaintext, &mut OsRng).map_err(|source| {
+            ClientError::Encapsulation {
+                url: cvm.url.clone(),
+                source,
+            }
+        })
+    }
+
+    /// Opens the CVM's sealed answer to a task request.
+    fn open_task(
+        cvm: &VerifiedCvm,
+        url: &str,
+        context: &ResponseContext,
+        body: &[u8],
+    ) -> Result<lucent_verifier::cvm_api::TaskAnswer, ClientError> {
+        let opened = open_response(context, body).map_err(|source| ClientError::Encapsulation {
+            url: cvm.url.clone(),
+            source,
+        })?;
+        let reply: TaskReply =
+            serde_json::from_slice(&opened).map_err(|e| FetchError::Malformed {
+                what: "answer",
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        match reply {
+            TaskReply::Answer(a) => Ok(a),
+            TaskReply::Error(e) => Err(ClientError::TaskRefused {
+                url: url.to_owned(),
+                code: e.error,
+                message: e.message,
+            }),
+        }
+    }
+
+    /// Seals `text` to the verified CVM, sends it for `task`, and opens the answer.
+    pub async fn ask(
+        &self,
+        cvm: &VerifiedCvm,
+        task: Task,
+        text: &str,
+        max_tokens: Option<u32>,
+    ) -> Result<Answer, ClientError> {
+        let t = Instant::now();
+        let (request, context) = self.seal_task(cvm, text, max_tokens)?;
         let mut crypto = t.elapsed();
 
         let url = format!("{}{}", cvm.url, task.path());
@@ -525,7 +661,7 @@ impl Client {
             &url,
             self.http
                 .post(&url)
-                .header("content-type", "message/ohttp-req")
+                .header("content-type", REQUEST_MEDIA_TYPE)
                 .body(request),
             MAX_RESPONSE_BYTES,
         )
@@ -533,24 +669,133 @@ impl Client {
         let round_trip = t.elapsed();
 
         let t = Instant::now();
-        let opened = open_response(&context, &body).map_err(enc_err)?;
-        let reply: TaskReply =
-            serde_json::from_slice(&opened).map_err(|e| FetchError::Malformed {
-                what: "answer",
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+        let answer = Self::open_task(cvm, &url, &context, &body)?;
         crypto += t.elapsed();
-        let answer = match reply {
-            TaskReply::Answer(a) => a,
-            TaskReply::Error(e) => {
-                return Err(ClientError::TaskRefused {
-                    url,
-                    code: e.error,
-                    message: e.message,
+        Ok(Answer {
+            output: answer.output.clone(),
+            tokens: answer.tokens,
+            model_time: answer.model_ms.map(Duration::from_millis),
+            round_trip,
+            crypto,
+        })
+    }
+
+    /// [`Client::ask`] without showing the operator who asks: the request, sealed to the
+    /// verified CVM, is sealed again to the verified gateway (RFC 9458 outer layer, Binary
+    /// HTTP inside, [`lucent_verifier::oblivious`]) and sent through the relay. The relay
+    /// sees this client's address and the ciphertext's size; the gateway sees the relay and
+    /// a sealed inner request; only the CVM sees the text. Every refusal on the way names
+    /// its party ([`ClientError::Oblivious`]).
+    pub async fn ask_oblivious(
+        &self,
+        gateway: &VerifiedGateway,
+        cvm: &VerifiedCvm,
+        task: Task,
+        text: &str,
+        max_tokens: Option<u32>,
+    ) -> Result<Answer, ClientError> {
+        let what = || format!("gateway via {}", gateway.relay_url);
+        let now = now_unix();
+        if now > gateway.valid_until {
+            return Err(ClientError::VerificationExpired {
+                url: what(),
+                valid_until: gateway.valid_until,
+                now,
+            });
+        }
+        let t = Instant::now();
+        let (inner, context) = self.seal_task(cvm, text, max_tokens)?;
+        let forward = ForwardRequest {
+            task,
+            sealed: inner,
+        }
+        .encode();
+        let outer_err = |source| ClientError::Encapsulation {
+            url: what(),
+            source,
+        };
+        let aead = gateway.key_config.preferred().map_err(outer_err)?;
+        let (request, outer_context) = seal_request_with(
+            &gateway.key_config,
+            aead,
+            &MediaLabels::OHTTP_BHTTP,
+            &forward,
+            &mut OsRng,
+        )
+        .map_err(outer_err)?;
+        let mut crypto = t.elapsed();
+
+        let url = format!("{}{OHTTP_PATH}", gateway.relay_url);
+        let t = Instant::now();
+        let resp = self
+            .http
+            .post(&url)
+            .header("content-type", REQUEST_MEDIA_TYPE)
+            .body(request)
+            .send()
+            .await
+            .map_err(|e| ClientError::Oblivious {
+                party: ErrorSource::Relay,
+                status: 0,
+                code: "relay_unreachable".into(),
+                message: format!("{url}: {e}"),
+            })?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            // The relay says whether the refusal is its own or the gateway's; anything else
+            // is counted as the relay's.
+            let party = resp
+                .headers()
+                .get(ERROR_SOURCE_HEADER)
+                .and_then(|v| ErrorSource::parse(v.as_bytes()))
+                .filter(|p| *p == ErrorSource::Gateway)
+                .unwrap_or(ErrorSource::Relay);
+            let refused = read_limited("oblivious request", &url, resp, MAX_ERROR_BODY_BYTES).await;
+            let (code, message) = match refused {
+                Err(FetchError::Refused { code, message, .. }) => (code, message),
+                Err(e) => (format!("http_{status}"), e.to_string()),
+                Ok(_) => (format!("http_{status}"), String::new()),
+            };
+            return Err(ClientError::Oblivious {
+                party,
+                status,
+                code,
+                message,
+            });
+        }
+        let body = read_body("oblivious answer", &url, resp, MAX_OUTER_RESPONSE_BYTES).await?;
+        let round_trip = t.elapsed();
+
+        let t = Instant::now();
+        let opened = open_response(&outer_context, &body).map_err(outer_err)?;
+        let answer = GatewayAnswer::decode(&opened).map_err(|e| FetchError::Malformed {
+            what: "gateway answer",
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        drop(opened);
+        let sealed = match answer {
+            GatewayAnswer::Sealed(sealed) => sealed,
+            GatewayAnswer::Error {
+                status,
+                source,
+                body,
+            } => {
+                return Err(ClientError::Oblivious {
+                    party: source,
+                    status,
+                    code: body.error,
+                    message: body.message,
                 })
             }
         };
+        let answer = Self::open_task(
+            cvm,
+            &format!("{}{}", cvm.url, task.path()),
+            &context,
+            &sealed,
+        )?;
+        crypto += t.elapsed();
         Ok(Answer {
             output: answer.output.clone(),
             tokens: answer.tokens,

@@ -37,7 +37,9 @@ pub mod store;
 #[cfg(feature = "http")]
 pub use follow::{FollowError, FollowPolicy, Follower, LogView};
 #[cfg(feature = "http")]
-pub use http::{Answer, AttestTimings, Client, ClientConfig, ClientError, VerifiedCvm};
+pub use http::{
+    Answer, AttestTimings, Client, ClientConfig, ClientError, VerifiedCvm, VerifiedGateway,
+};
 #[cfg(feature = "http")]
 pub use log::{FetchError, LogClient};
 pub use lucent_verifier::cvm_api::Task;

@@ -44,9 +44,9 @@ use lucent_verifier::cvm_api::{self, STATUS_PATH};
 use lucent_verifier::encapsulation::{open_request_with, EncapsulationError, KeyPair, MediaLabels};
 use lucent_verifier::log_api::ErrorBody;
 use lucent_verifier::oblivious::{
-    ErrorSource, ForwardRequest, GatewayAnswer, JSON_MEDIA_TYPE,
-    MAX_ERROR_BODY_BYTES, MAX_MESSAGE_BYTES, MAX_OUTER_REQUEST_BYTES, OHTTP_PATH,
-    REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE,
+    ErrorSource, ForwardRequest, GatewayAnswer, JSON_MEDIA_TYPE, MAX_ERROR_BODY_BYTES,
+    MAX_MESSAGE_BYTES, MAX_OUTER_REQUEST_BYTES, OHTTP_PATH, REQUEST_MEDIA_TYPE,
+    RESPONSE_MEDIA_TYPE,
 };
 use rand_core::{OsRng, RngCore as _};
 use serde::{Deserialize, Serialize};
@@ -381,7 +381,9 @@ impl Gateway {
                 return GatewayAnswer::error(
                     503,
                     "ambiguous_key_id",
-                    format!("{n} CVMs announced key id {key_id}; the operator must give each its own"),
+                    format!(
+                        "{n} CVMs announced key id {key_id}; the operator must give each its own"
+                    ),
                 )
             }
         };
@@ -492,7 +494,9 @@ pub enum GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
-            GatewayError::WrongMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "wrong_media_type"),
+            GatewayError::WrongMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "wrong_media_type")
+            }
             GatewayError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             GatewayError::Unreadable => (StatusCode::BAD_REQUEST, "bad_request"),
             GatewayError::UnknownGatewayKey { .. } => {
@@ -531,9 +535,14 @@ pub async fn run(
             }
         }
     });
-    let served =
-        lucent_service::http::serve(listener, app(gateway), limits, shutdown, Duration::from_secs(30))
-            .await;
+    let served = lucent_service::http::serve(
+        listener,
+        app(gateway),
+        limits,
+        shutdown,
+        Duration::from_secs(30),
+    )
+    .await;
     refresher.abort();
     served
 }

@@ -37,8 +37,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use lucent_verifier::log_api::ErrorBody;
 use lucent_verifier::oblivious::{
-    ErrorSource, ERROR_SOURCE_HEADER, JSON_MEDIA_TYPE, MAX_ERROR_BODY_BYTES, MAX_OUTER_REQUEST_BYTES,
-    MAX_OUTER_RESPONSE_BYTES, OHTTP_PATH, REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE,
+    ErrorSource, ERROR_SOURCE_HEADER, JSON_MEDIA_TYPE, MAX_ERROR_BODY_BYTES,
+    MAX_OUTER_REQUEST_BYTES, MAX_OUTER_RESPONSE_BYTES, OHTTP_PATH, REQUEST_MEDIA_TYPE,
+    RESPONSE_MEDIA_TYPE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -104,8 +105,7 @@ impl RelayConfig {
                 "gateway_timeout_ms must be positive".into(),
             ));
         }
-        if !(self.gateway_url.starts_with("http://") || self.gateway_url.starts_with("https://"))
-        {
+        if !(self.gateway_url.starts_with("http://") || self.gateway_url.starts_with("https://")) {
             return Err(ConfigError::Invalid(format!(
                 "gateway_url {:?} is not an http(s) URL",
                 self.gateway_url
@@ -161,8 +161,8 @@ impl Relay {
         config.check()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.gateway_timeout_ms))
-            // The client's identity stops here: no user agent, no cookies, no redirects.
-            .user_agent("")
+            // The client's identity stops here: no user agent (reqwest sends none unless
+            // told), no cookies, no redirects.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ConfigError::Invalid(format!("HTTP client: {e}")))?;
@@ -207,11 +207,11 @@ impl IntoResponse for RelayError {
             RelayError::GatewayTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout"),
             RelayError::BadGatewayAnswer(_) => (StatusCode::BAD_GATEWAY, "bad_gateway_answer"),
         };
-        let mut response =
-            (status, Json(ErrorBody::new(code, self.to_string()))).into_response();
-        response
-            .headers_mut()
-            .insert(ERROR_SOURCE_HEADER, HeaderValue::from_static(ErrorSource::Relay.as_str()));
+        let mut response = (status, Json(ErrorBody::new(code, self.to_string()))).into_response();
+        response.headers_mut().insert(
+            ERROR_SOURCE_HEADER,
+            HeaderValue::from_static(ErrorSource::Relay.as_str()),
+        );
         response
     }
 }
@@ -231,8 +231,14 @@ pub async fn run(
     limits: &lucent_service::http::HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    lucent_service::http::serve(listener, app(relay), limits, shutdown, Duration::from_secs(30))
-        .await
+    lucent_service::http::serve(
+        listener,
+        app(relay),
+        limits,
+        shutdown,
+        Duration::from_secs(30),
+    )
+    .await
 }
 
 async fn status(State(relay): State<Arc<Relay>>) -> Json<Counters> {
@@ -278,7 +284,10 @@ async fn forward(
             tracing::debug!(%peer, sent, received = body.len(), status = status.as_u16(), "relayed")
         }
         Err(e) => {
-            relay.counters.gateway_failures.fetch_add(1, Ordering::Relaxed);
+            relay
+                .counters
+                .gateway_failures
+                .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, sent, error = %e, "not relayed");
         }
     }
@@ -287,7 +296,10 @@ async fn forward(
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, media);
     if !status.is_success() {
-        headers.insert(ERROR_SOURCE_HEADER, HeaderValue::from_static(ErrorSource::Gateway.as_str()));
+        headers.insert(
+            ERROR_SOURCE_HEADER,
+            HeaderValue::from_static(ErrorSource::Gateway.as_str()),
+        );
     }
     Ok(response)
 }

@@ -46,6 +46,8 @@ macro_rules! test_bins {
             auditor: env!("CARGO_BIN_EXE_lucent-auditor-e2e").into(),
             broker: env!("CARGO_BIN_EXE_lucent-key-broker-e2e").into(),
             runtime: env!("CARGO_BIN_EXE_lucent-cvm-runtime-e2e").into(),
+            gateway: env!("CARGO_BIN_EXE_lucent-gateway-e2e").into(),
+            relay: env!("CARGO_BIN_EXE_lucent-relay-e2e").into(),
         }
     };
 }
@@ -61,6 +63,10 @@ pub struct Bins {
     pub broker: PathBuf,
     /// `lucent-cvm-runtime`.
     pub runtime: PathBuf,
+    /// `lucent-gateway`.
+    pub gateway: PathBuf,
+    /// `lucent-relay`.
+    pub relay: PathBuf,
 }
 
 /// The log's database.
@@ -251,6 +257,24 @@ pub struct RuntimeProc {
     pub url: String,
     /// Its configuration text (its measurement covers it).
     pub config: String,
+}
+
+/// A running gateway.
+pub struct GatewayProc {
+    /// The process.
+    pub proc: Proc,
+    /// Its URL.
+    pub url: String,
+    /// Its OHTTP key config (what the operator logs).
+    pub key_config: Vec<u8>,
+}
+
+/// A running relay.
+pub struct RelayProc {
+    /// The process.
+    pub proc: Proc,
+    /// Its URL.
+    pub url: String,
 }
 
 /// Settings of one runtime's configuration.
@@ -632,6 +656,87 @@ impl Devnet {
             not_before: now_unix().saturating_sub(60),
             not_after: now_unix() + 86_400,
         }))
+    }
+
+    /// Starts a gateway (`name`, key id `key_id`) in front of the CVMs at `cvms`, reading
+    /// their status every second. Its key is made on first start and kept in its directory,
+    /// so a restart under the same name keeps the key config.
+    pub fn start_gateway(
+        &self,
+        cvms: &[&str],
+        key_id: u8,
+        name: &str,
+    ) -> anyhow::Result<GatewayProc> {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir)?;
+        let port = free_port()?;
+        let config = format!(
+            "listen = \"127.0.0.1:{port}\"\nkey_file = {key:?}\nkey_id = {key_id}\n\
+             cvms = {cvms:?}\ncvm_refresh_secs = 1\n",
+            key = dir.join("gateway.key").display().to_string(),
+        );
+        let config_path = dir.join("gateway.toml");
+        std::fs::write(&config_path, config)?;
+        let out = Command::new(&self.bins.gateway)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("key-config")
+            .output()
+            .context("running lucent-gateway key-config")?;
+        if !out.status.success() {
+            bail!(
+                "lucent-gateway key-config failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let key_config = hex::decode(String::from_utf8_lossy(&out.stdout).trim())
+            .context("lucent-gateway key-config printed no hex")?;
+        let mut cmd = Command::new(&self.bins.gateway);
+        cmd.arg("--config")
+            .arg(&config_path)
+            .arg("serve")
+            .env("RUST_LOG", &self.runtime_log);
+        let mut proc = Proc::spawn(cmd, &self.dir.path().join("logs"), name)?;
+        wait_tcp(port, &mut proc)?;
+        Ok(GatewayProc {
+            proc,
+            url: format!("http://127.0.0.1:{port}"),
+            key_config,
+        })
+    }
+
+    /// Logs a gateway's key config (valid for a day), as the operator does.
+    pub fn publish_gateway_keyconfig(&self, gateway: &GatewayProc) -> anyhow::Result<u64> {
+        let config = HpkeKeyConfig::parse(&gateway.key_config)?;
+        self.publish(&Statement::KeyConfig(KeyConfig {
+            key_id: config.key_id,
+            config: gateway.key_config.clone(),
+            not_before: now_unix().saturating_sub(60),
+            not_after: now_unix() + 86_400,
+        }))
+    }
+
+    /// Starts a relay (`name`) in front of the gateway at `gateway_url`, logging at `debug`
+    /// (its per-request lines, with the client's address, are only written at that level).
+    pub fn start_relay(&self, gateway_url: &str, name: &str) -> anyhow::Result<RelayProc> {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir)?;
+        let port = free_port()?;
+        let config_path = dir.join("relay.toml");
+        std::fs::write(
+            &config_path,
+            format!("listen = \"127.0.0.1:{port}\"\ngateway_url = {gateway_url:?}\n"),
+        )?;
+        let mut cmd = Command::new(&self.bins.relay);
+        cmd.arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "debug");
+        let mut proc = Proc::spawn(cmd, &self.dir.path().join("logs"), name)?;
+        wait_tcp(port, &mut proc)?;
+        Ok(RelayProc {
+            proc,
+            url: format!("http://127.0.0.1:{port}"),
+        })
     }
 
     /// The blocking HTTP client.

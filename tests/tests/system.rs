@@ -37,6 +37,7 @@ fn client(net: &Devnet, name: &str) -> Client {
                 .join("last-seen.note"),
         )),
         timeout: Duration::from_secs(120),
+        local_address: None,
     })
     .unwrap()
 }

@@ -172,7 +172,9 @@ impl ForwardRequest {
         let m = read(bytes)?;
         let control = m.control();
         if !control.is_request() {
-            return Err(ObliviousError::Malformed("a response, not a request".into()));
+            return Err(ObliviousError::Malformed(
+                "a response, not a request".into(),
+            ));
         }
         let method = control.method().unwrap_or_default();
         if method != b"POST" {
@@ -250,7 +252,9 @@ impl GatewayAnswer {
     pub fn decode(bytes: &[u8]) -> Result<Self, ObliviousError> {
         let m = read(bytes)?;
         let Some(status) = m.control().status() else {
-            return Err(ObliviousError::Malformed("a request, not a response".into()));
+            return Err(ObliviousError::Malformed(
+                "a request, not a response".into(),
+            ));
         };
         let status = status.code();
         if status == 200 {
@@ -418,10 +422,18 @@ mod tests {
         ));
         assert!(matches!(
             ForwardRequest::decode(&request(b"POST", b"/v1/suggest", "text/plain", &ok)),
-            Err(ObliviousError::ContentType { want: REQUEST_MEDIA_TYPE, .. })
+            Err(ObliviousError::ContentType {
+                want: REQUEST_MEDIA_TYPE,
+                ..
+            })
         ));
         assert_eq!(
-            ForwardRequest::decode(&request(b"POST", b"/v1/suggest", REQUEST_MEDIA_TYPE, &[1; 8])),
+            ForwardRequest::decode(&request(
+                b"POST",
+                b"/v1/suggest",
+                REQUEST_MEDIA_TYPE,
+                &[1; 8]
+            )),
             Err(ObliviousError::InnerTruncated(8))
         );
         let good = request(b"POST", b"/v1/suggest", REQUEST_MEDIA_TYPE, &ok);
@@ -485,7 +497,10 @@ mod tests {
         m.write_content(b"{}");
         assert!(matches!(
             GatewayAnswer::decode(&write(&m)),
-            Err(ObliviousError::ContentType { want: RESPONSE_MEDIA_TYPE, .. })
+            Err(ObliviousError::ContentType {
+                want: RESPONSE_MEDIA_TYPE,
+                ..
+            })
         ));
     }
 }

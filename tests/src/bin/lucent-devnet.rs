@@ -1,9 +1,11 @@
 //! `lucent-devnet`: the whole of Lucent on one machine, as separate processes on loopback
 //! sockets, with embedded defaults: a transparency log on SQLite, a witness
-//! (`auditor witness serve`), the key broker, and one CVM runtime on the simulated TEE
-//! running the real SmolLM2 model. It publishes the CVM's release and key config, then a
-//! client verifies the CVM step by step, sends it a sealed summarisation request and prints
-//! the answer. It keeps running, addresses printed, until interrupted.
+//! (`auditor witness serve`), the key broker, one CVM runtime on the simulated TEE running
+//! the real SmolLM2 model, the operator's OHTTP gateway and a third party's relay. It
+//! publishes the CVM's release and key config and the gateway's key config, then a client
+//! verifies the CVM step by step, sends it a sealed summarisation request from its own
+//! address (127.0.0.2) through the relay and the gateway, prints the answer and what each
+//! party saw. It keeps running, addresses printed, until interrupted.
 //!
 //! Run it with `bash scripts/devnet.sh` (builds the binaries, fetches the weights). With
 //! `--once` it stops after printing the answer instead of waiting for Ctrl-C.
@@ -16,6 +18,7 @@ use anyhow::{bail, Context as _};
 use lucent_client::{AtomicFile, Client, ClientConfig, Task};
 use lucent_tests::net::{Bins, Devnet, DevnetOptions, RuntimeSettings};
 use lucent_verifier::bundle::{BundlePolicy, BundleStep, EvidenceVerdict};
+use lucent_verifier::encapsulation::MIN_REQUEST_BYTES;
 use sha2::{Digest as _, Sha256};
 
 /// The model file and its digest (as `scripts/fetch-model.sh` pins them).
@@ -61,6 +64,8 @@ fn bins() -> anyhow::Result<Bins> {
         auditor: bin("lucent-auditor-e2e")?,
         broker: bin("lucent-key-broker-e2e")?,
         runtime: bin("lucent-cvm-runtime-e2e")?,
+        gateway: bin("lucent-gateway-e2e")?,
+        relay: bin("lucent-relay-e2e")?,
     })
 }
 
@@ -151,6 +156,17 @@ fn run() -> anyhow::Result<()> {
     step(format!(
         "operator logged the CVM's HPKE key config at index {kc}"
     ));
+    let gw = net.start_gateway(&[&rt.url], 1, "gateway")?;
+    let gw_index = net.publish_gateway_keyconfig(&gw)?;
+    step(format!(
+        "gateway {} (the operator's) in front of the CVM; its OHTTP key config logged at index {gw_index}",
+        gw.url
+    ));
+    let relay = net.start_relay(&gw.url, "relay")?;
+    step(format!(
+        "relay   {} (a third party's) forwards to the gateway",
+        relay.url
+    ));
 
     println!("\n[3/5] a client verifies the CVM");
     let client = Client::new(ClientConfig {
@@ -161,9 +177,11 @@ fn run() -> anyhow::Result<()> {
             net.dir.path().join("client/last-seen.note"),
         )),
         timeout: Duration::from_secs(600),
+        local_address: None,
     })?;
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cvm = tokio.block_on(client.attest(&rt.url))?;
+    let gateway = tokio.block_on(client.gateway(&relay.url, &gw.key_config))?;
     let v = cvm.verdict();
     for s in &v.checked {
         step(match s {
@@ -206,16 +224,49 @@ fn run() -> anyhow::Result<()> {
         "the CVM's key config is logged at index {}, valid now",
         cvm.key_config_index()
     ));
+    step(format!(
+        "the gateway's key config is logged at index {}, valid now (every client sees the same key)",
+        gateway.key_config_index()
+    ));
     let t = cvm.timings();
 
-    println!("\n[4/5] sealed summarisation request (only this client can open the answer)");
+    println!(
+        "\n[4/5] sealed summarisation request from 127.0.0.2, through the relay and the gateway \
+         (only this client can open the answer)"
+    );
     println!("{}\n", indent(SAMPLE));
-    let answer = tokio.block_on(client.ask(&cvm, Task::Summarize, SAMPLE, Some(64)))?;
+    // The request itself leaves from an address of its own; the verification above (the
+    // part a CDN will serve) came from 127.0.0.1.
+    let asker = Client::new(ClientConfig {
+        local_address: Some(std::net::IpAddr::from([127, 0, 0, 2])),
+        ..client.config().clone()
+    })?;
+    let answer =
+        tokio.block_on(asker.ask_oblivious(&gateway, &cvm, Task::Summarize, SAMPLE, Some(64)))?;
     println!(
         "Summary from the CVM ({} tokens):\n{}\n",
         answer.tokens,
         indent(&answer.output)
     );
+    println!("What each party saw:");
+    let relayed = relay
+        .proc
+        .output()
+        .lines()
+        .filter(|l| l.contains("relayed"))
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    step(format!(
+        "relay:   the client's address and the sizes of two ciphertexts; its log line:\n      {}",
+        relayed.last().map(String::as_str).unwrap_or("(none)")
+    ));
+    step(format!(
+        "gateway: a connection from the relay (127.0.0.1), task summarize, CVM key id {}, and an \
+         inner request sealed to that CVM (at least {MIN_REQUEST_BYTES} bytes, padded); no \
+         client address, no text",
+        cvm.key_config().key_id
+    ));
+    step("CVM:     the conversation, only after opening the inner request inside the TEE");
     let model = answer.model_time.unwrap_or_default();
     println!(
         "time: verification {:.1} ms, network {:.1} ms, model {:.1} ms, crypto {:.2} ms \
@@ -246,12 +297,19 @@ fn run() -> anyhow::Result<()> {
         net.operator.verifier_key().as_str()
     );
     println!("  curl {}/v1/attestation", rt.url);
+    println!("  curl {}/v1/status   (the relay's counters)", relay.url);
+    println!(
+        "  curl {}/v1/status   (the gateway's key config and CVMs)",
+        gw.url
+    );
     println!(
         "files (logs of every process, databases): {}",
         net.dir.path().display()
     );
     tokio.block_on(tokio::signal::ctrl_c())?;
     println!("\nstopping");
+    drop(relay);
+    drop(gw);
     drop(rt);
     drop(net);
     Ok(())
