@@ -271,6 +271,22 @@ pub struct Answer {
     pub crypto: Duration,
 }
 
+impl Answer {
+    fn new(
+        answer: &lucent_verifier::cvm_api::TaskAnswer,
+        round_trip: Duration,
+        crypto: Duration,
+    ) -> Self {
+        Answer {
+            output: answer.output.clone(),
+            tokens: answer.tokens,
+            model_time: answer.model_ms.map(Duration::from_millis),
+            round_trip,
+            crypto,
+        }
+    }
+}
+
 /// The client.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -671,13 +687,7 @@ impl Client {
         let t = Instant::now();
         let answer = Self::open_task(cvm, &url, &context, &body)?;
         crypto += t.elapsed();
-        Ok(Answer {
-            output: answer.output.clone(),
-            tokens: answer.tokens,
-            model_time: answer.model_ms.map(Duration::from_millis),
-            round_trip,
-            crypto,
-        })
+        Ok(Answer::new(&answer, round_trip, crypto))
     }
 
     /// [`Client::ask`] without showing the operator who asks: the request, sealed to the
@@ -796,13 +806,7 @@ impl Client {
             &sealed,
         )?;
         crypto += t.elapsed();
-        Ok(Answer {
-            output: answer.output.clone(),
-            tokens: answer.tokens,
-            model_time: answer.model_ms.map(Duration::from_millis),
-            round_trip,
-            crypto,
-        })
+        Ok(Answer::new(&answer, round_trip, crypto))
     }
 }
 

@@ -211,26 +211,14 @@ async fn read_body(
     body: Body,
     limit: usize,
 ) -> Result<Zeroizing<Vec<u8>>, ApiError> {
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > limit {
-            return Err(ApiError::TooLarge { limit });
-        }
-    }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit")
-        {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::BadFrame {
+    let bytes = lucent_service::http::read_body(headers, body, limit)
+        .await
+        .map_err(|e| match e {
+            lucent_service::http::BodyError::TooLarge { limit } => ApiError::TooLarge { limit },
+            _ => ApiError::BadFrame {
                 reason: "the request body could not be read".into(),
-            }
-        }
-    })?;
+            },
+        })?;
     Ok(Zeroizing::new(bytes.to_vec()))
 }
 

@@ -563,16 +563,11 @@ async fn ohttp(
     if !media.eq_ignore_ascii_case(REQUEST_MEDIA_TYPE) {
         return Err(GatewayError::WrongMediaType);
     }
-    let request = axum::body::to_bytes(body, MAX_OUTER_REQUEST_BYTES)
+    let request = lucent_service::http::read_body(&headers, body, MAX_OUTER_REQUEST_BYTES)
         .await
-        .map_err(|e| {
-            if std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            {
-                GatewayError::TooLarge
-            } else {
-                GatewayError::Unreadable
-            }
+        .map_err(|e| match e {
+            lucent_service::http::BodyError::TooLarge { .. } => GatewayError::TooLarge,
+            _ => GatewayError::Unreadable,
         })?;
     let sealed = gateway.handle(&request).await.inspect_err(|e| {
         tracing::debug!(error = %e, "outer request refused");

@@ -56,23 +56,16 @@ async fn nonce(State(broker): State<Arc<Broker>>) -> Result<Json<NonceResponse>,
 
 async fn key(
     State(broker): State<Arc<Broker>>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Json<KeyResponse>, BrokerError> {
-    let bytes = axum::body::to_bytes(body, MAX_KEY_REQUEST_BYTES)
+    let bytes = lucent_service::http::read_body(&headers, body, MAX_KEY_REQUEST_BYTES)
         .await
-        .map_err(|e| {
-            if std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit")
-            {
-                BrokerError::TooLarge {
-                    limit: MAX_KEY_REQUEST_BYTES,
-                }
-            } else {
-                BrokerError::BadRequest {
-                    reason: "request body could not be read".into(),
-                }
-            }
+        .map_err(|e| match e {
+            lucent_service::http::BodyError::TooLarge { limit } => BrokerError::TooLarge { limit },
+            _ => BrokerError::BadRequest {
+                reason: "request body could not be read".into(),
+            },
         })?;
     let body: KeyRequestBody =
         serde_json::from_slice(&bytes).map_err(|e| BrokerError::BadRequest {

@@ -263,18 +263,13 @@ async fn forward(
     if !media.eq_ignore_ascii_case(REQUEST_MEDIA_TYPE) {
         return Err(refused(RelayError::WrongMediaType));
     }
-    let request = axum::body::to_bytes(body, MAX_OUTER_REQUEST_BYTES)
+    let request = lucent_service::http::read_body(&headers, body, MAX_OUTER_REQUEST_BYTES)
         .await
         .map_err(|e| {
-            refused(
-                if std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                {
-                    RelayError::TooLarge
-                } else {
-                    RelayError::BadRequest
-                },
-            )
+            refused(match e {
+                lucent_service::http::BodyError::TooLarge { .. } => RelayError::TooLarge,
+                _ => RelayError::BadRequest,
+            })
         })?;
     let sent = request.len();
     relay.counters.forwarded.fetch_add(1, Ordering::Relaxed);

@@ -242,3 +242,42 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// Why a request body could not be read whole.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// Longer than the limit (said by its `Content-Length`, or found while reading).
+    #[error("request body larger than {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The connection failed or timed out before the body was complete.
+    #[error("the request body could not be read")]
+    Unreadable,
+}
+
+/// Reads a whole request body of at most `limit` bytes; a `Content-Length` over the limit
+/// is refused before anything is read.
+pub async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, BodyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            BodyError::TooLarge { limit }
+        } else {
+            BodyError::Unreadable
+        }
+    })
+}
