@@ -77,6 +77,7 @@ pub mod log_api;
 pub mod merkle;
 pub mod note;
 pub mod oblivious;
+pub mod privacy_pass;
 pub mod statement;
 pub mod tiles;
 pub mod tlog_proof;
