@@ -49,7 +49,7 @@ async fn command(args: Args) -> anyhow::Result<()> {
     let key = config.key_pair()?;
     match args.command {
         Command::KeyConfig => {
-            println!("{}", hex_key_config(&key));
+            println!("{}", hex::encode(key.key_config_bytes()));
             Ok(())
         }
         Command::Serve => {
@@ -60,7 +60,7 @@ async fn command(args: Args) -> anyhow::Result<()> {
             tracing::info!(
                 addr = %listener.local_addr()?,
                 key_id = config.key_id,
-                key_config = %hex_key_config(&config.key_pair()?),
+                key_config = %hex::encode(gateway.key_config()),
                 cvms = config.cvms.len(),
                 "gateway listening"
             );
@@ -77,8 +77,4 @@ async fn command(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn hex_key_config(key: &lucent_verifier::encapsulation::KeyPair) -> String {
-    hex::encode(key.key_config_bytes())
 }

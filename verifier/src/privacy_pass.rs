@@ -152,17 +152,33 @@ pub struct TokenChallenge {
 }
 
 impl TokenChallenge {
-    /// Its encoding.
-    pub fn encode(&self) -> Vec<u8> {
+    /// Its encoding; refused when a field is longer than its length prefix allows (an issuer
+    /// name or origin info over 65,535 bytes) or the context is neither empty nor 32 bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, TokenError> {
+        let bad = |reason| TokenError::Malformed {
+            what: "token challenge",
+            reason,
+        };
+        let name_len = u16::try_from(self.issuer_name.len())
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad("issuer name empty or over 65,535 bytes"))?;
+        let context_len = match self.redemption_context.len() {
+            0 => 0u8,
+            32 => 32u8,
+            _ => return Err(bad("redemption context neither empty nor 32 bytes")),
+        };
+        let origin_len = u16::try_from(self.origin_info.len())
+            .map_err(|_| bad("origin info over 65,535 bytes"))?;
         let mut out = Vec::with_capacity(7 + self.issuer_name.len() + self.origin_info.len() + 32);
         out.extend_from_slice(&TOKEN_TYPE.to_be_bytes());
-        out.extend_from_slice(&(self.issuer_name.len() as u16).to_be_bytes());
+        out.extend_from_slice(&name_len.to_be_bytes());
         out.extend_from_slice(&self.issuer_name);
-        out.push(self.redemption_context.len() as u8);
+        out.push(context_len);
         out.extend_from_slice(&self.redemption_context);
-        out.extend_from_slice(&(self.origin_info.len() as u16).to_be_bytes());
+        out.extend_from_slice(&origin_len.to_be_bytes());
         out.extend_from_slice(&self.origin_info);
-        out
+        Ok(out)
     }
 
     /// Parses an encoding: token type 0x0001, a non-empty issuer name, a context of 0 or
@@ -211,8 +227,8 @@ impl TokenChallenge {
     }
 
     /// `challenge_digest`: SHA-256 of the encoding.
-    pub fn digest(&self) -> [u8; 32] {
-        Sha256::digest(self.encode()).into()
+    pub fn digest(&self) -> Result<[u8; 32], TokenError> {
+        Ok(Sha256::digest(self.encode()?).into())
     }
 }
 
@@ -497,7 +513,7 @@ pub fn request_token<R: CryptoRngCore>(
 ) -> Result<(TokenRequest, PendingToken), TokenError> {
     let mut nonce = [0u8; 32];
     rng.fill_bytes(&mut nonce);
-    let challenge_digest = challenge.digest();
+    let challenge_digest = challenge.digest()?;
     let input = token_input(&nonce, &challenge_digest, &key.key_id);
     let blind = VoprfClient::<NistP384>::blind(&input, rng)
         .map_err(|e| TokenError::Voprf(e.to_string()))?;
@@ -572,11 +588,15 @@ mod tests {
             let issuer = IssuerKey::from_private_key(&h(v, "skS")).unwrap();
             assert_eq!(issuer.public_key().as_bytes(), &h(v, "pkS")[..], "pkS {i}");
             let challenge = TokenChallenge::decode(&h(v, "token_challenge")).unwrap();
-            assert_eq!(challenge.encode(), h(v, "token_challenge"), "challenge {i}");
+            assert_eq!(
+                challenge.encode().unwrap(),
+                h(v, "token_challenge"),
+                "challenge {i}"
+            );
 
             // The client, with the vector's nonce and blind.
             let nonce: [u8; 32] = h(v, "nonce").try_into().unwrap();
-            let digest = challenge.digest();
+            let digest = challenge.digest().unwrap();
             let input = token_input(&nonce, &digest, &issuer.public_key().key_id());
             let blind = NistP384::deserialize_scalar(&h(v, "blind")).unwrap();
             let blinded =
@@ -626,7 +646,7 @@ mod tests {
         let response = issuer.issue(&request, &mut OsRng).unwrap();
         let token = pending_token.finalize(&response).unwrap();
         issuer.verify(&token).unwrap();
-        assert_eq!(token.challenge_digest, challenge.digest());
+        assert_eq!(token.challenge_digest, challenge.digest().unwrap());
         assert_eq!(
             Token::from_authorization(&token.authorization()).unwrap(),
             token
@@ -696,7 +716,7 @@ mod tests {
                 "{bad}"
             );
         }
-        let enc = challenge.encode();
+        let enc = challenge.encode().unwrap();
         for cut in 0..enc.len() {
             assert!(TokenChallenge::decode(&enc[..cut]).is_err(), "cut {cut}");
         }
@@ -705,6 +725,22 @@ mod tests {
         assert!(TokenChallenge::decode(&longer).is_err());
         let mut context = challenge.clone();
         context.redemption_context = vec![1; 5];
-        assert!(TokenChallenge::decode(&context.encode()).is_err());
+        assert!(matches!(
+            context.encode(),
+            Err(TokenError::Malformed { .. })
+        ));
+        let mut bytes = challenge.encode().unwrap();
+        let at = 2 + 2 + challenge.issuer_name.len();
+        bytes[at] = 5;
+        bytes.splice(at + 1..at + 1, [1u8; 5]);
+        assert!(TokenChallenge::decode(&bytes).is_err(), "a 5-byte context");
+        // Fields longer than their length prefix are refused, not truncated.
+        let mut long = challenge.clone();
+        long.origin_info = vec![b'o'; 65_536];
+        assert!(matches!(long.encode(), Err(TokenError::Malformed { .. })));
+        assert!(request_token(issuer.public_key(), &long, &mut OsRng).is_err());
+        let mut unnamed = challenge.clone();
+        unnamed.issuer_name.clear();
+        assert!(unnamed.encode().is_err());
     }
 }
