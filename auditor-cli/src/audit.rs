@@ -268,6 +268,12 @@ fn statement_summary(s: &Statement) -> Value {
             "type": "revoke", "platform": r.measurement.platform().as_str(),
             "measurement": r.measurement.to_hex(), "reason": r.reason,
         }),
+        Statement::Issuer(i) => json!({
+            "type": "issuer", "name": i.name,
+            "public_key": hex::encode(i.public_key.as_bytes()),
+            "key_id": hex::encode(i.public_key.key_id()),
+            "not_before": i.not_before, "not_after": i.not_after,
+        }),
     }
 }
 
@@ -386,7 +392,7 @@ async fn measurement_inclusion(
             let measured = match &st {
                 Statement::Release(r) => r.measurement.to_hex(),
                 Statement::Revoke(r) => r.measurement.to_hex(),
-                Statement::KeyConfig(_) => String::new(),
+                Statement::KeyConfig(_) | Statement::Issuer(_) => String::new(),
             };
             if measured != m || st.type_line().split('/').nth(1) != Some(kind) {
                 return Err(AuditError::NotIncluded {

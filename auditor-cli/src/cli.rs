@@ -360,6 +360,26 @@ enum PublishCmd {
         #[arg(long)]
         not_after: u64,
     },
+    /// An `issuer` statement: the Privacy Pass issuer key every client must get tokens under
+    /// (`lucent-issuer info` prints the name and key).
+    #[command(after_help = example!(r#"lucent-auditor publish issuer --key operator.key --log https://log.example.net \
+      --name issuer.lucent.example --public-key "$ISSUER_KEY" --not-before 1796083200 --not-after 1798761600"#))]
+    Issuer {
+        #[command(flatten)]
+        submit: SubmitArgs,
+        /// The issuer's name.
+        #[arg(long)]
+        name: String,
+        /// The public key (hex, 49 bytes).
+        #[arg(long)]
+        public_key: String,
+        /// Valid from (Unix seconds).
+        #[arg(long)]
+        not_before: u64,
+        /// Valid until (Unix seconds).
+        #[arg(long)]
+        not_after: u64,
+    },
     /// A `revoke` statement.
     #[command(after_help = example!(r#"lucent-auditor publish revoke --key operator.key --log https://log.example.net \
       --measurement "$MEASUREMENT" --reason "firmware below the TCB floor""#))]
@@ -653,6 +673,16 @@ async fn run(cli: Cli) -> Result<Report, AuditError> {
                         publish::build_keyconfig(key_id, read(&config)?, not_before, not_after);
                     (submit, st)
                 }
+                PublishCmd::Issuer {
+                    submit,
+                    name,
+                    public_key,
+                    not_before,
+                    not_after,
+                } => (
+                    submit,
+                    publish::build_issuer(&name, &public_key, not_before, not_after)?,
+                ),
                 PublishCmd::Revoke {
                     submit,
                     platform,

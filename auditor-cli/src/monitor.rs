@@ -170,6 +170,11 @@ fn finding(index: u64, st: &Statement) -> Value {
             "index": index, "type": "revoke", "measurement": r.measurement.to_hex(),
             "reason": r.reason,
         }),
+        Statement::Issuer(i) => json!({
+            "index": index, "type": "issuer", "name": i.name,
+            "key_id": hex::encode(i.public_key.key_id()),
+            "not_before": i.not_before, "not_after": i.not_after,
+        }),
     }
 }
 

@@ -10,8 +10,9 @@ use lucent_verifier::cosignature::WitnessSigner;
 use lucent_verifier::log_api::{ErrorBody, SubmitAnswer};
 use lucent_verifier::merkle::LeafHash;
 use lucent_verifier::note::{KeyError, NoteSigner};
+use lucent_verifier::privacy_pass::IssuerPublicKey;
 use lucent_verifier::statement::{
-    parse_unverified, KeyConfig, Measurement, Platform, Release, Revoke, Statement,
+    parse_unverified, Issuer, KeyConfig, Measurement, Platform, Release, Revoke, Statement,
 };
 use serde_json::json;
 
@@ -189,6 +190,23 @@ pub fn build_keyconfig(key_id: u8, config: Vec<u8>, not_before: u64, not_after: 
         not_before,
         not_after,
     })
+}
+
+/// Builds an issuer key statement.
+pub fn build_issuer(
+    name: &str,
+    public_key: &str,
+    not_before: u64,
+    not_after: u64,
+) -> Result<Statement, AuditError> {
+    let public_key = IssuerPublicKey::parse(&hex_bytes("public-key", public_key)?)
+        .map_err(|e| AuditError::Usage(format!("--public-key: {e}")))?;
+    Ok(Statement::Issuer(Issuer {
+        name: name.to_owned(),
+        public_key,
+        not_before,
+        not_after,
+    }))
 }
 
 /// Builds a revocation statement.

@@ -83,6 +83,15 @@ pub struct LoggedKeyConfig {
     pub statement: lucent_verifier::statement::KeyConfig,
 }
 
+/// A logged issuer key statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedIssuer {
+    /// Its index in the log.
+    pub index: u64,
+    /// The statement.
+    pub statement: lucent_verifier::statement::Issuer,
+}
+
 /// Everything the log holds up to a verified, witnessed checkpoint.
 #[derive(Clone)]
 pub struct LogView {
@@ -91,6 +100,7 @@ pub struct LogView {
     releases: HashMap<Measurement, Vec<LoggedRelease>>,
     revocations: HashMap<Measurement, Vec<LoggedRevocation>>,
     keyconfigs: HashMap<u8, Vec<LoggedKeyConfig>>,
+    issuers: HashMap<[u8; 32], Vec<LoggedIssuer>>,
     unsigned: u64,
     verified_at: u64,
     newest_quorum: u64,
@@ -170,6 +180,15 @@ impl LogView {
             .unwrap_or_default()
     }
 
+    /// The operator-signed issuer key statements for the token key id `key_id`, oldest
+    /// first.
+    pub fn issuers(&self, key_id: &[u8; 32]) -> &[LoggedIssuer] {
+        self.issuers
+            .get(key_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
     /// Counts of (releases, revocations, key configs, entries no operator signed).
     pub fn counts(&self) -> (usize, usize, usize, u64) {
         (
@@ -209,6 +228,14 @@ impl LogView {
                         statement: k,
                     })
             }
+            Ok(Statement::Issuer(i)) => self
+                .issuers
+                .entry(i.public_key.key_id())
+                .or_default()
+                .push(LoggedIssuer {
+                    index,
+                    statement: i,
+                }),
             Err(_) => self.unsigned += 1,
         }
     }
@@ -425,6 +452,7 @@ impl Follower {
                 releases: HashMap::new(),
                 revocations: HashMap::new(),
                 keyconfigs: HashMap::new(),
+                issuers: HashMap::new(),
                 unsigned: 0,
                 verified_at: 0,
                 newest_quorum: 0,

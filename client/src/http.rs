@@ -55,10 +55,16 @@ use lucent_verifier::encapsulation::{
     MediaLabels, ResponseContext,
 };
 use lucent_verifier::last_seen::check_update;
+use lucent_verifier::log_api::Entry;
 use lucent_verifier::merkle::{LeafHash, ProofError};
 use lucent_verifier::oblivious::{
     ErrorSource, ForwardRequest, GatewayAnswer, ERROR_SOURCE_HEADER, MAX_ERROR_BODY_BYTES,
     MAX_OUTER_RESPONSE_BYTES, OHTTP_PATH, REQUEST_MEDIA_TYPE,
+};
+use lucent_verifier::privacy_pass::{
+    decode_batch, encode_batch, request_token, IssuerInfo, IssuerPublicKey, Token, TokenChallenge,
+    TokenError, TokenResponse, BATCH_REQUEST_MEDIA_TYPE, ISSUER_INFO_PATH, ISSUE_PATH, MAX_BATCH,
+    TOKEN_RESPONSE_LEN, TOKEN_TYPE,
 };
 use lucent_verifier::statement::{parse_unverified, verify_statement, Statement};
 use lucent_verifier::trust::TrustSettings;
@@ -102,6 +108,26 @@ pub enum ClientError {
         key_id: u8,
         /// What is missing.
         reason: String,
+    },
+    /// The issuer's key is not logged by an operator, valid now, under the checkpoint: its
+    /// tokens could single this client out, so none are fetched.
+    #[error("issuer key {key_id} of {url} is not logged: {reason}")]
+    IssuerKeyNotLogged {
+        /// The issuer.
+        url: String,
+        /// The token key id, hex.
+        key_id: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// A token message from or for the issuer was refused (a proof that does not verify
+    /// against the logged key, a malformed answer).
+    #[error("tokens from {url}: {source}")]
+    Token {
+        /// The issuer.
+        url: String,
+        /// The failure.
+        source: TokenError,
     },
     /// The last seen checkpoint could not be read, verified or stored.
     #[error(transparent)]
@@ -256,6 +282,40 @@ impl VerifiedGateway {
     }
 }
 
+/// An issuer whose key the client found logged; tokens are fetched from it with
+/// [`Client::fetch_tokens`].
+#[derive(Clone, Debug)]
+pub struct VerifiedIssuer {
+    url: String,
+    name: String,
+    public_key: IssuerPublicKey,
+    index: u64,
+    valid_until: u64,
+}
+
+impl VerifiedIssuer {
+    /// The issuer's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+    /// Its name (the tokens' challenge names it).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Its logged public key.
+    pub fn public_key(&self) -> &IssuerPublicKey {
+        &self.public_key
+    }
+    /// Index of the `issuer` statement that logs the key.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+    /// Until when (Unix seconds) the key is valid; the gateway refuses its tokens afterwards.
+    pub fn valid_until(&self) -> u64 {
+        self.valid_until
+    }
+}
+
 /// An opened answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
@@ -365,41 +425,35 @@ impl Client {
         Ok(latest)
     }
 
-    /// Checks that `key_config` is logged (operator-signed, valid at `now`) under `cp` or,
-    /// when it was logged after `cp`, under the log's current checkpoint. Returns its index
-    /// and the checkpoint it is proven under.
-    async fn key_config_logged(
+    /// Finds, among `entries` (a lookup's answer), the operator-signed statement that
+    /// `wanted` picks (answering its validity window), checks it is valid at `now` and
+    /// proves it included under `cp` or, when it was logged after `cp`, under the log's
+    /// current checkpoint. Returns its index, its not-after and the checkpoint it is proven
+    /// under; `not_logged` makes the error.
+    async fn statement_logged(
         &self,
-        url: &str,
-        key_config: &[u8],
-        key_id: u8,
+        entries: &[Entry],
+        wanted: impl Fn(&Statement) -> Option<(u64, u64)>,
+        not_logged: impl Fn(String) -> ClientError,
+        what: &str,
         cp: SignedCheckpoint,
         now: u64,
     ) -> Result<(u64, u64, SignedCheckpoint), ClientError> {
-        let not_logged = |reason: String| ClientError::KeyConfigNotLogged {
-            url: url.to_owned(),
-            key_id,
-            reason,
-        };
-        let answer = self.log.keyconfigs(key_id).await?;
         let size = cp.checkpoint.size.0;
         let mut seen_other = false;
-        for e in &answer.keyconfigs {
+        for e in entries {
             let bytes = &e.entry;
             let Ok(signed) = verify_statement(bytes, &self.config.trust.operators) else {
                 continue;
             };
-            let Statement::KeyConfig(k) = signed.statement else {
-                continue;
-            };
-            if k.config != key_config {
+            let Some((not_before, not_after)) = wanted(&signed.statement) else {
                 seen_other = true;
                 continue;
-            }
-            if now < k.not_before || now > k.not_after {
+            };
+            if now < not_before || now > not_after {
                 return Err(not_logged(format!(
-                    "its statement at index {} is valid from {} to {}, now is {now}",
-                    e.index, k.not_before, k.not_after
+                    "its statement at index {} is valid from {not_before} to {not_after}, now is {now}",
+                    e.index
                 )));
             }
             let cp = if e.index < size {
@@ -424,13 +478,44 @@ impl Client {
                         e.index
                     ))
                 })?;
-            return Ok((e.index, k.not_after, cp));
+            return Ok((e.index, not_after, cp));
         }
         Err(not_logged(if seen_other {
-            "the log holds other key configs under this id, not this one".into()
+            format!("the log holds other {what}s under this id, not this one")
         } else {
-            "the log holds no operator-signed key config under this id".into()
+            format!("the log holds no operator-signed {what} under this id")
         }))
+    }
+
+    /// Checks that `key_config` is logged: an operator-signed `keyconfig` statement with
+    /// exactly these bytes, valid at `now` ([`Client::statement_logged`]).
+    async fn key_config_logged(
+        &self,
+        url: &str,
+        key_config: &[u8],
+        key_id: u8,
+        cp: SignedCheckpoint,
+        now: u64,
+    ) -> Result<(u64, u64, SignedCheckpoint), ClientError> {
+        let answer = self.log.keyconfigs(key_id).await?;
+        self.statement_logged(
+            &answer.keyconfigs,
+            |s| match s {
+                Statement::KeyConfig(k) if k.config == key_config => {
+                    Some((k.not_before, k.not_after))
+                }
+                _ => None,
+            },
+            |reason| ClientError::KeyConfigNotLogged {
+                url: url.to_owned(),
+                key_id,
+                reason,
+            },
+            "key config",
+            cp,
+            now,
+        )
+        .await
     }
 
     /// Fetches and verifies the bundle of the CVM at `cvm_url` (every step in the module
@@ -589,6 +674,148 @@ impl Client {
         })
     }
 
+    /// Reads the name and public key of the issuer at `issuer_url` (`GET /v1/issuer`) and
+    /// checks them with [`Client::verify_issuer`].
+    pub async fn issuer(&self, issuer_url: &str) -> Result<VerifiedIssuer, ClientError> {
+        let issuer_url = issuer_url.trim_end_matches('/').to_owned();
+        let url = format!("{issuer_url}{ISSUER_INFO_PATH}");
+        let body = fetch("issuer key", &url, self.http.get(&url), 4096).await?;
+        let info: IssuerInfo =
+            serde_json::from_slice(&body).map_err(|e| FetchError::Malformed {
+                what: "issuer key",
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let token_err = |source| ClientError::Token {
+            url: issuer_url.clone(),
+            source,
+        };
+        if info.token_type != TOKEN_TYPE {
+            return Err(token_err(TokenError::TokenType(info.token_type)));
+        }
+        let key = hex::decode(&info.public_key)
+            .map_err(|_| token_err(TokenError::Encoding("issuer public key")))?;
+        let key = IssuerPublicKey::parse(&key).map_err(token_err)?;
+        self.verify_issuer(&issuer_url, &info.name, key).await
+    }
+
+    /// Checks that the issuer key `public_key` named `name` (as the issuer, a CDN or the app
+    /// gave it) is logged: an operator-signed `issuer` statement with this name and key,
+    /// valid now, under a witnessed checkpoint consistent with the last seen one. Without
+    /// that, an issuer could give this client a key of its own and recognise its tokens.
+    pub async fn verify_issuer(
+        &self,
+        issuer_url: &str,
+        name: &str,
+        public_key: IssuerPublicKey,
+    ) -> Result<VerifiedIssuer, ClientError> {
+        let issuer_url = issuer_url.trim_end_matches('/').to_owned();
+        let key_id = public_key.key_id();
+        let stored = self.last_seen()?;
+        let trusted = match &stored {
+            Some(cp) => cp.clone(),
+            None => self.current_checkpoint().await?,
+        };
+        let answer = self.log.issuers(&key_id).await?;
+        let (index, valid_until, newest) = self
+            .statement_logged(
+                &answer.issuers,
+                |s| match s {
+                    Statement::Issuer(i) if i.public_key == public_key && i.name == name => {
+                        Some((i.not_before, i.not_after))
+                    }
+                    _ => None,
+                },
+                |reason| ClientError::IssuerKeyNotLogged {
+                    url: issuer_url.clone(),
+                    key_id: hex::encode(key_id),
+                    reason,
+                },
+                "issuer key",
+                trusted,
+                now_unix(),
+            )
+            .await?;
+        if stored
+            .as_ref()
+            .is_none_or(|s| s.checkpoint.size.0 < newest.checkpoint.size.0)
+        {
+            self.config.last_seen.store(&newest.note)?;
+        }
+        Ok(VerifiedIssuer {
+            url: issuer_url,
+            name: name.to_owned(),
+            public_key,
+            index,
+            valid_until,
+        })
+    }
+
+    /// Fetches `count` tokens (1 to [`MAX_BATCH`]) from a verified issuer in one batch,
+    /// authenticated as the account `credential` (`<account>.<secret>`). The issuer sees
+    /// the account and blinded messages; the tokens it cannot recognise later. Each answer's
+    /// proof is checked against the logged key.
+    pub async fn fetch_tokens(
+        &self,
+        issuer: &VerifiedIssuer,
+        credential: &str,
+        count: usize,
+    ) -> Result<Vec<Token>, ClientError> {
+        let now = now_unix();
+        if now > issuer.valid_until {
+            return Err(ClientError::VerificationExpired {
+                url: issuer.url.clone(),
+                valid_until: issuer.valid_until,
+                now,
+            });
+        }
+        let token_err = |source| ClientError::Token {
+            url: issuer.url.clone(),
+            source,
+        };
+        let challenge = TokenChallenge::for_issuer(&issuer.name);
+        let mut requests = Vec::with_capacity(count);
+        let mut pending = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (request, state) =
+                request_token(&issuer.public_key, &challenge, &mut OsRng).map_err(token_err)?;
+            requests.push(request.encode());
+            pending.push(state);
+        }
+        let body = encode_batch(&requests).map_err(token_err)?;
+        let url = format!("{}{ISSUE_PATH}", issuer.url);
+        let answer = fetch(
+            "token responses",
+            &url,
+            self.http
+                .post(&url)
+                .bearer_auth(credential)
+                .header("content-type", BATCH_REQUEST_MEDIA_TYPE)
+                .body(body),
+            2 + MAX_BATCH * TOKEN_RESPONSE_LEN,
+        )
+        .await?;
+        let responses = decode_batch::<TOKEN_RESPONSE_LEN>("token responses", &answer)
+            .map_err(token_err)?
+            .collect::<Vec<_>>();
+        if responses.len() != count {
+            return Err(token_err(TokenError::Length {
+                what: "token responses",
+                got: responses.len(),
+                want: count,
+            }));
+        }
+        pending
+            .into_iter()
+            .zip(responses)
+            .map(|(state, response)| {
+                state
+                    .finalize(&TokenResponse::decode(response).map_err(token_err)?)
+                    .map_err(token_err)
+            })
+            .collect()
+    }
+
     /// The padded plaintext of a task request, sealed to a verified CVM that is still valid.
     fn seal_task(
         &self,
@@ -692,14 +919,16 @@ impl Client {
 
     /// [`Client::ask`] without showing the operator who asks: the request, sealed to the
     /// verified CVM, is sealed again to the verified gateway (RFC 9458 outer layer, Binary
-    /// HTTP inside, [`lucent_verifier::oblivious`]) and sent through the relay. The relay
-    /// sees this client's address and the ciphertext's size; the gateway sees the relay and
-    /// a sealed inner request; only the CVM sees the text. Every refusal on the way names
-    /// its party ([`ClientError::Oblivious`]).
+    /// HTTP inside, [`lucent_verifier::oblivious`]) with `token` (from
+    /// [`Client::fetch_tokens`]; spent by this request, whatever its outcome) and sent
+    /// through the relay. The relay sees this client's address and the ciphertext's size;
+    /// the gateway sees the relay, a valid token and a sealed inner request; only the CVM
+    /// sees the text. Every refusal on the way names its party ([`ClientError::Oblivious`]).
     pub async fn ask_oblivious(
         &self,
         gateway: &VerifiedGateway,
         cvm: &VerifiedCvm,
+        token: Token,
         task: Task,
         text: &str,
         max_tokens: Option<u32>,
@@ -718,6 +947,7 @@ impl Client {
         let forward = ForwardRequest {
             task,
             sealed: inner,
+            token: Some(token),
         }
         .encode();
         let outer_err = |source| ClientError::Encapsulation {

@@ -39,6 +39,7 @@ pub use follow::{FollowError, FollowPolicy, Follower, LogView};
 #[cfg(feature = "http")]
 pub use http::{
     Answer, AttestTimings, Client, ClientConfig, ClientError, VerifiedCvm, VerifiedGateway,
+    VerifiedIssuer,
 };
 #[cfg(feature = "http")]
 pub use log::{FetchError, LogClient};

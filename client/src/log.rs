@@ -6,8 +6,8 @@
 //! broker's and services' other HTTP reads ([`read_limited`]).
 
 use lucent_verifier::log_api::{
-    page_path, read_all_pages, ConsistencyAnswer, ErrorBody, InclusionAnswer, KeyConfigsAnswer,
-    LookupAnswer, PagesError, ReleasesAnswer, LOOKUP_PAGE_BYTES,
+    page_path, read_all_pages, ConsistencyAnswer, ErrorBody, InclusionAnswer, IssuersAnswer,
+    KeyConfigsAnswer, LookupAnswer, PagesError, ReleasesAnswer, LOOKUP_PAGE_BYTES,
 };
 use lucent_verifier::merkle::{ConsistencyProof, InclusionProof};
 use lucent_verifier::statement::Measurement;
@@ -241,6 +241,16 @@ impl LogClient {
     pub async fn keyconfigs(&self, key_id: u8) -> Result<KeyConfigsAnswer, FetchError> {
         self.lookup("key configs", &format!("/v1/keyconfigs/{key_id}"))
             .await
+    }
+
+    /// The issuer key statements logged for `key_id` (a token key id), every page, newest
+    /// first (unverified entries).
+    pub async fn issuers(&self, key_id: &[u8; 32]) -> Result<IssuersAnswer, FetchError> {
+        self.lookup(
+            "issuer keys",
+            &format!("/v1/issuers/{}", hex::encode(key_id)),
+        )
+        .await
     }
 
     /// Every page of the lookup at `path`, joined; refused unless each page continues the

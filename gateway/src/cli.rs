@@ -53,7 +53,11 @@ async fn command(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            let gateway = Arc::new(Gateway::new(&config, key)?);
+            let mut gateway = Gateway::new(&config, key)?;
+            if let Some(tokens) = &config.tokens {
+                gateway = gateway.with_tokens(crate::tokens::Redeemer::new(tokens).await?);
+            }
+            let gateway = Arc::new(gateway);
             let listener = tokio::net::TcpListener::bind(&config.listen)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
@@ -62,6 +66,7 @@ async fn command(args: Args) -> anyhow::Result<()> {
                 key_id = config.key_id,
                 key_config = %hex::encode(gateway.key_config()),
                 cvms = config.cvms.len(),
+                tokens = config.tokens.is_some(),
                 "gateway listening"
             );
             run(

@@ -28,6 +28,7 @@
 //! request: routing changes and failures only.
 
 pub mod cli;
+pub mod tokens;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -44,13 +45,12 @@ use lucent_verifier::cvm_api::{self, STATUS_PATH};
 use lucent_verifier::encapsulation::{open_request_with, EncapsulationError, KeyPair, MediaLabels};
 use lucent_verifier::log_api::ErrorBody;
 use lucent_verifier::oblivious::{
-    ErrorSource, ForwardRequest, GatewayAnswer, JSON_MEDIA_TYPE, MAX_ERROR_BODY_BYTES,
-    MAX_MESSAGE_BYTES, MAX_OUTER_REQUEST_BYTES, OHTTP_PATH, REQUEST_MEDIA_TYPE,
-    RESPONSE_MEDIA_TYPE,
+    ErrorSource, ForwardRequest, GatewayAnswer, ObliviousError, JSON_MEDIA_TYPE,
+    MAX_ERROR_BODY_BYTES, MAX_MESSAGE_BYTES, MAX_OUTER_REQUEST_BYTES, OHTTP_PATH,
+    REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE,
 };
-use rand_core::{OsRng, RngCore as _};
+use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 /// Room the Binary HTTP framing of an answer needs around the CVM's sealed answer.
 const ANSWER_FRAMING_BYTES: usize = 256;
@@ -67,7 +67,21 @@ const ANSWER_FRAMING_BYTES: usize = 256;
 ///
 /// [http]                                      # lucent_service::http::HttpLimits; every
 /// per_source_per_second = 1000                # request comes from a relay's address
+///
+/// [tokens]                                    # tokens::TokensConfig (required)
+/// issuer_name = "issuer.lucent.example"
+/// issuer_key_files = ["/var/lib/lucent/issuer.key"]   # the issuer's 48-byte seeds
+/// spent_database_url = "sqlite:/var/lib/lucent/gateway-spent.db"
+/// log_url = "https://log.example.com"         # the log whose issuer keys it follows
+/// follow_every_secs = 10
+/// [tokens.trust]                              # lucent_verifier::trust::TrustConfig
+/// log_key = "log.example.com+1234abcd+A..."
+/// witnesses = ["witness.example.com+...+..."]
+/// operators = ["operator.example.com+...+..."]
 /// ```
+///
+/// Without `[tokens]` the gateway refuses to start, unless `dangerous_no_tokens = true`
+/// (tests of routing only): then it forwards requests that carry no token.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
@@ -89,6 +103,13 @@ pub struct GatewayConfig {
     /// Connection limits: header and body read timeouts, per-source rate limit.
     #[serde(default)]
     pub http: lucent_service::http::HttpLimits,
+    /// Anonymous tokens: the issuer's keys, the spent-token store, the log.
+    #[serde(default)]
+    pub tokens: Option<tokens::TokensConfig>,
+    /// Forward requests without tokens (no `[tokens]` table). Tests of routing only: anyone
+    /// who reaches the gateway can then use the CVMs without limit.
+    #[serde(default)]
+    pub dangerous_no_tokens: bool,
 }
 
 fn default_key_id() -> u8 {
@@ -113,17 +134,9 @@ pub enum ConfigError {
     /// A setting is out of range.
     #[error("{0}")]
     Invalid(String),
-    /// The key file could not be read or written.
-    #[error("key file {path}: {source}")]
-    KeyFile {
-        /// The file.
-        path: PathBuf,
-        /// The failure.
-        source: std::io::Error,
-    },
-    /// The key file holds neither 32 bytes nor 64 hex digits.
-    #[error("key file {0}: neither 32 bytes nor 64 hex digits")]
-    BadKey(PathBuf),
+    /// A key file cannot be used.
+    #[error(transparent)]
+    KeyFile(#[from] lucent_service::secret_file::SecretFileError),
 }
 
 impl GatewayConfig {
@@ -156,52 +169,38 @@ impl GatewayConfig {
                 "cvms: {bad:?} is not an http(s) URL"
             )));
         }
+        match (&self.tokens, self.dangerous_no_tokens) {
+            (None, false) => {
+                return Err(ConfigError::Invalid(
+                    "no [tokens] table: the gateway takes requests only with anonymous tokens \
+                     (dangerous_no_tokens = true serves without them, for tests only)"
+                        .into(),
+                ))
+            }
+            (Some(_), true) => {
+                return Err(ConfigError::Invalid(
+                    "dangerous_no_tokens = true beside a [tokens] table: choose one".into(),
+                ))
+            }
+            (Some(t), false) if t.follow_every_secs == 0 => {
+                return Err(ConfigError::Invalid(
+                    "[tokens] follow_every_secs must be positive".into(),
+                ))
+            }
+            _ => {}
+        }
         Ok(())
     }
 
     /// The OHTTP key pair from `key_file`; a new seed is written there (mode 0600, never
     /// over an existing file) when the file does not exist.
     pub fn key_pair(&self) -> Result<KeyPair, ConfigError> {
-        let path = &self.key_file;
-        let io = |source| ConfigError::KeyFile {
-            path: path.clone(),
-            source,
-        };
-        let raw = match std::fs::read(path) {
-            Ok(raw) => Zeroizing::new(raw),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut seed = Zeroizing::new([0u8; 32]);
-                OsRng.fill_bytes(&mut seed[..]);
-                write_new_secret(path, &seed[..]).map_err(io)?;
-                tracing::info!(path = %path.display(), "made a new gateway key");
-                Zeroizing::new(seed.to_vec())
-            }
-            Err(e) => return Err(io(e)),
-        };
-        let bad = || ConfigError::BadKey(path.clone());
-        let seed = if raw.len() == 32 {
-            raw
-        } else {
-            let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
-            let seed = Zeroizing::new(hex::decode(text.trim()).map_err(|_| bad())?);
-            if seed.len() != 32 {
-                return Err(bad());
-            }
-            seed
-        };
+        let (seed, made) = lucent_service::secret_file::load(&self.key_file, 32, true)?;
+        if made {
+            tracing::info!(path = %self.key_file.display(), "made a new gateway key");
+        }
         Ok(KeyPair::derive(self.key_id, &seed))
     }
-}
-
-fn write_new_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 /// One CVM as the gateway last saw it.
@@ -232,6 +231,7 @@ pub struct Gateway {
     http: reqwest::Client,
     timeout_ms: u64,
     routes: RwLock<Vec<CvmRoute>>,
+    redeemer: Option<tokens::Redeemer>,
 }
 
 /// Where a request for a key id goes.
@@ -266,7 +266,21 @@ impl Gateway {
             http,
             timeout_ms: config.cvm_timeout_ms,
             routes: RwLock::new(routes),
+            redeemer: None,
         })
+    }
+
+    /// The gateway that redeems a token with every request ([`tokens`]).
+    pub fn with_tokens(self, redeemer: tokens::Redeemer) -> Self {
+        Gateway {
+            redeemer: Some(redeemer),
+            ..self
+        }
+    }
+
+    /// The token redeemer, when tokens are required.
+    pub fn redeemer(&self) -> Option<&tokens::Redeemer> {
+        self.redeemer.as_ref()
     }
 
     /// The key config clients seal to (RFC 9458 encoding).
@@ -355,13 +369,34 @@ impl Gateway {
                 e => GatewayError::BadRequest(e),
             })?;
         let answer = match ForwardRequest::decode(&plaintext) {
-            Ok(forward) => self.forward(forward).await,
+            Ok(forward) => match self.redeem(forward.token.as_ref()).await {
+                Ok(()) => self.forward(forward).await,
+                Err(e) => {
+                    let (status, code) = e.status_code();
+                    GatewayAnswer::error(status, code, e.to_string())
+                }
+            },
+            Err(ObliviousError::Token(e)) => GatewayAnswer::error(
+                401,
+                "invalid_token",
+                format!("the token does not parse: {e}"),
+            ),
             Err(e) => GatewayAnswer::error(400, "bad_request", e.to_string()),
         };
         drop(plaintext);
         sealer
             .seal_response(&answer.encode(), &mut OsRng)
             .map_err(GatewayError::Seal)
+    }
+
+    async fn redeem(
+        &self,
+        token: Option<&lucent_verifier::privacy_pass::Token>,
+    ) -> Result<(), tokens::RedeemError> {
+        match &self.redeemer {
+            Some(r) => r.redeem(token, now_unix()).await,
+            None => Ok(()),
+        }
     }
 
     /// Forwards one sealed inner request to its CVM; the CVM's answer or the reason there
@@ -458,6 +493,13 @@ impl Gateway {
     }
 }
 
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 fn bad_cvm_answer(reason: String) -> GatewayAnswer {
     GatewayAnswer::error(502, "bad_cvm_answer", format!("the CVM's answer: {reason}"))
 }
@@ -535,6 +577,18 @@ pub async fn run(
             }
         }
     });
+    let follower = tokio::spawn({
+        let gateway = gateway.clone();
+        async move {
+            let Some(redeemer) = gateway.redeemer() else {
+                return;
+            };
+            loop {
+                redeemer.sync(now_unix()).await;
+                tokio::time::sleep(redeemer.follow_every()).await;
+            }
+        }
+    });
     let served = lucent_service::http::serve(
         listener,
         app(gateway),
@@ -544,6 +598,7 @@ pub async fn run(
     )
     .await;
     refresher.abort();
+    follower.abort();
     served
 }
 

@@ -69,6 +69,8 @@ fn config(dir: &std::path::Path, cvms: Vec<String>) -> GatewayConfig {
         cvm_refresh_secs: 1,
         cvm_timeout_ms: 500,
         http: HttpLimits::default(),
+        tokens: None,
+        dangerous_no_tokens: true,
     }
 }
 
@@ -79,6 +81,7 @@ fn outer(gateway: &Gateway, key_id: u8) -> (Vec<u8>, ResponseContext) {
     let forward = ForwardRequest {
         task: Task::Summarize,
         sealed,
+        token: None,
     }
     .encode();
     let config = KeyConfig::parse(&gateway.key_config()).unwrap();
@@ -220,6 +223,7 @@ fn configuration_is_checked() {
             "cvms = [\"http://x\"]\nlog_requests = true\n",
             "unknown field",
         ),
+        ("cvms = [\"http://x\"]\n", "no [tokens] table"),
     ] {
         std::fs::write(
             &path,

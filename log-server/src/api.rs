@@ -15,8 +15,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use lucent_verifier::log_api::{
-    ConsistencyAnswer, Entry, Health, InclusionAnswer, KeyConfigsAnswer, LogInfo, ReleasesAnswer,
-    SubmitAnswer, LOOKUP_PAGE_BYTES, LOOKUP_PAGE_ENTRIES,
+    ConsistencyAnswer, Entry, Health, InclusionAnswer, IssuersAnswer, KeyConfigsAnswer, LogInfo,
+    ReleasesAnswer, SubmitAnswer, LOOKUP_PAGE_BYTES, LOOKUP_PAGE_ENTRIES,
 };
 use lucent_verifier::merkle::LeafHash;
 use lucent_verifier::note::NoteVerifierKey;
@@ -121,6 +121,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/proof/consistency", get(consistency))
         .route("/v1/releases/{measurement}", get(releases))
         .route("/v1/keyconfigs/{key_id}", get(keyconfigs))
+        .route("/v1/issuers/{key_id}", get(issuers))
         .route("/v1/log", get(log_info))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -558,6 +559,31 @@ async fn keyconfigs(
     Ok(Json(KeyConfigsAnswer {
         key_id: id,
         keyconfigs: entries_of(&page, "keyconfig"),
+        total: page.totals[0],
+        next_before: page.next_before,
+    })
+    .into_response())
+}
+
+async fn issuers(
+    State(st): St,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> AppResult {
+    let Path(id) = p.map_err(|e| ApiError::BadParameter(e.body_text()))?;
+    let bytes = hex::decode(&id)
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| {
+            ApiError::BadParameter("key id is not the hex of a 32-byte token key id".into())
+        })?;
+    let page = st
+        .store
+        .lookup(&["issuer"], bytes, page_request(q)?)
+        .await?;
+    Ok(Json(IssuersAnswer {
+        key_id: id.to_ascii_lowercase(),
+        issuers: entries_of(&page, "issuer"),
         total: page.totals[0],
         next_before: page.next_before,
     })

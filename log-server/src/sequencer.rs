@@ -75,6 +75,7 @@ pub fn lookup_key(statement: &Statement) -> (&'static str, Vec<u8>) {
         Statement::Release(r) => ("release", r.measurement.as_bytes().to_vec()),
         Statement::KeyConfig(k) => ("keyconfig", vec![k.key_id]),
         Statement::Revoke(r) => ("revoke", r.measurement.as_bytes().to_vec()),
+        Statement::Issuer(i) => ("issuer", i.public_key.key_id().to_vec()),
     }
 }
 

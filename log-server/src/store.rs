@@ -5,19 +5,19 @@
 //! needs no database. Both backends share the SQL below, written with `$N` placeholders, which
 //! SQLite and PostgreSQL both accept; the few differences are in [`Backend`].
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::str::FromStr;
+
 use std::sync::Arc;
 
+use lucent_service::db::DbError;
 use lucent_verifier::merkle::{Hash, LeafHash};
 use lucent_verifier::note::text_hash;
 use sha2::{Digest as _, Sha256};
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Connection, Executor, Row};
+use sqlx::any::AnyRow;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Connection, Row};
 use thiserror::Error;
 
 /// Rows per multi-row `INSERT` (5 columns: well under both databases' parameter limits).
@@ -65,14 +65,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The boxed future every [`LogStore`] method returns (so the trait can be used as `dyn`).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
 
-/// Which database is behind a store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// SQLite: one file, one writer.
-    Sqlite,
-    /// PostgreSQL: many servers, one sequencer elected by advisory lock.
-    Postgres,
-}
+pub use lucent_service::db::Backend;
 
 /// A statement offered for sequencing.
 #[derive(Debug, Clone)]
@@ -266,7 +259,7 @@ pub struct SqlStore {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let sql: [(&str, &str); 2] = match backend {
+    lucent_service::db::migrator(&match backend {
         Backend::Sqlite => [
             ("log", include_str!("../../migrations/sqlite/0001_log.sql")),
             (
@@ -284,23 +277,7 @@ fn migrator(backend: Backend) -> Migrator {
                 include_str!("../../migrations/postgres/0002_body_hash.sql"),
             ),
         ],
-    };
-    let migrations = (1..)
-        .zip(sql)
-        .map(|(version, (name, sql))| {
-            Migration::new(
-                version,
-                Cow::Borrowed(name),
-                MigrationType::Simple,
-                Cow::Borrowed(sql),
-                false,
-            )
-        })
-        .collect();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
-    }
+    })
 }
 
 /// Fills `body_hash` for entries stored before the column existed (a one-time upgrade).
@@ -433,64 +410,19 @@ impl SqlStore {
     /// Connects (creating an SQLite file and its directory on first start) and applies
     /// the migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        sqlx::any::install_default_drivers();
-        let (backend, sqlite_path) = if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.trim_start_matches("//");
-            let path = path.split('?').next().unwrap_or("");
-            if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
-                (Backend::Sqlite, None)
-            } else {
-                let p = PathBuf::from(path);
-                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::LockFile {
-                        path: dir.to_owned(),
-                        source,
-                    })?;
-                }
-                (Backend::Sqlite, Some(p))
-            }
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, None)
-        } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
-        };
-        let mut connect_url = url.to_owned();
-        if backend == Backend::Sqlite && sqlite_path.is_some() && !url.contains("mode=") {
-            connect_url.push_str(if url.contains('?') { "&" } else { "?" });
-            connect_url.push_str("mode=rwc");
-        }
-        let options = AnyConnectOptions::from_str(&connect_url)?;
-        let pool = match backend {
-            Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    // An in-memory database lives and dies with its one connection.
-                    .max_connections(if sqlite_path.is_some() { 8 } else { 1 })
-                    .min_connections(if sqlite_path.is_some() { 0 } else { 1 })
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            // WAL: readers never block the sequencer. FULL: a commit is on
-                            // disk before anyone is told an index, even across power loss.
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA synchronous = FULL").await?;
-                            conn.execute("PRAGMA busy_timeout = 10000").await?;
-                            // 32 MiB of page cache (the default is 2 MiB): the leaf-hash
-                            // index takes random inserts, which thrash a small cache.
-                            conn.execute("PRAGMA cache_size = -32768").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(options)
-                    .await?
-            }
-            Backend::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    .connect_with(options)
-                    .await?
-            }
-        };
+        let lucent_service::db::Database {
+            pool,
+            backend,
+            sqlite_path,
+        } = lucent_service::db::open(url, if url.starts_with("sqlite") { 8 } else { 16 })
+            .await
+            .map_err(|e| match e {
+                DbError::UnsupportedUrl(url) => StoreError::UnsupportedUrl(url),
+                DbError::Directory { path, source } => StoreError::LockFile { path, source },
+                DbError::Sql(e) => StoreError::Database(e),
+                DbError::Migrate(e) => StoreError::Migrate(e),
+                e => StoreError::Corrupt(e.to_string()),
+            })?;
         migrator(backend).run(&pool).await?;
         backfill_body_hashes(&pool).await?;
         Ok(SqlStore {
@@ -1037,13 +969,13 @@ mod tests {
         let y_by_a = a.sign(b"text y\n").unwrap();
         {
             sqlx::any::install_default_drivers();
-            let pool = AnyPoolOptions::new()
+            let pool = sqlx::any::AnyPoolOptions::new()
                 .max_connections(1)
                 .connect(&format!("{url}?mode=rwc"))
                 .await
                 .unwrap();
             let mut old = migrator(Backend::Sqlite);
-            old.migrations = Cow::Owned(old.migrations[..1].to_vec());
+            old.migrations = std::borrow::Cow::Owned(old.migrations[..1].to_vec());
             old.run(&pool).await.unwrap();
             for (idx, data) in [&x_by_a, &x_by_b, &y_by_a].into_iter().enumerate() {
                 sqlx::query(

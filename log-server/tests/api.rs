@@ -17,7 +17,6 @@ use lucent_verifier::merkle::{ConsistencyProof, InclusionProof, LeafHash, Memory
 use lucent_verifier::note::NoteSigner;
 use lucent_verifier::statement::{KeyConfig, Measurement, Platform, Release, Statement};
 use lucent_verifier::tlog_proof::TlogProof;
-use sqlx::Connection as _;
 use tower::ServiceExt as _;
 
 const LOG_NAME: &str = "log.test";
@@ -35,28 +34,7 @@ fn config() -> Config {
 }
 
 async fn postgres_url() -> Option<String> {
-    let base = std::env::var("LUCENT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    sqlx::any::install_default_drivers();
-    let conn = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        sqlx::AnyConnection::connect(&base),
-    )
-    .await;
-    let mut conn = match conn {
-        Ok(Ok(c)) => c,
-        _ => {
-            println!("SKIPPED: PostgreSQL not reachable at {base}");
-            return None;
-        }
-    };
-    let schema = format!("lucent_test_{}", hex::encode(rand::random::<[u8; 6]>()));
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    lucent_service::db::test_postgres_url().await
 }
 
 async fn open(url: &str) -> Fixture {

@@ -48,6 +48,7 @@ macro_rules! test_bins {
             runtime: env!("CARGO_BIN_EXE_lucent-cvm-runtime-e2e").into(),
             gateway: env!("CARGO_BIN_EXE_lucent-gateway-e2e").into(),
             relay: env!("CARGO_BIN_EXE_lucent-relay-e2e").into(),
+            issuer: env!("CARGO_BIN_EXE_lucent-issuer-e2e").into(),
         }
     };
 }
@@ -67,6 +68,8 @@ pub struct Bins {
     pub gateway: PathBuf,
     /// `lucent-relay`.
     pub relay: PathBuf,
+    /// `lucent-issuer`.
+    pub issuer: PathBuf,
 }
 
 /// The log's database.
@@ -267,6 +270,22 @@ pub struct GatewayProc {
     pub url: String,
     /// Its OHTTP key config (what the operator logs).
     pub key_config: Vec<u8>,
+}
+
+/// A running issuer.
+pub struct IssuerProc {
+    /// The process.
+    pub proc: Proc,
+    /// Its URL.
+    pub url: String,
+    /// Its name and public key (what the operator logs).
+    pub info: lucent_verifier::privacy_pass::IssuerInfo,
+    /// Its key seed (the gateway verifies tokens with it).
+    pub key_file: PathBuf,
+    /// Its account database (SQLite).
+    pub database: PathBuf,
+    /// Its configuration file.
+    pub config: PathBuf,
 }
 
 /// A running relay.
@@ -661,20 +680,45 @@ impl Devnet {
     /// Starts a gateway (`name`, key id `key_id`) in front of the CVMs at `cvms`, reading
     /// their status every second. Its key is made on first start and kept in its directory,
     /// so a restart under the same name keeps the key config.
+    ///
+    /// With `issuers` (all named alike), it takes requests only with tokens under their keys
+    /// (its spent tokens in `spent.db` in its directory; it follows this devnet's log for the
+    /// issuers' keys); with none, it is started with `dangerous_no_tokens`.
     pub fn start_gateway(
         &self,
         cvms: &[&str],
         key_id: u8,
         name: &str,
+        issuers: &[&IssuerProc],
     ) -> anyhow::Result<GatewayProc> {
         let dir = self.dir.path().join(name);
         std::fs::create_dir_all(&dir)?;
         let port = free_port()?;
-        let config = format!(
+        let mut config = format!(
             "listen = \"127.0.0.1:{port}\"\nkey_file = {key:?}\nkey_id = {key_id}\n\
              cvms = {cvms:?}\ncvm_refresh_secs = 1\n",
             key = dir.join("gateway.key").display().to_string(),
         );
+        match issuers.first() {
+            None => config.push_str("dangerous_no_tokens = true\n"),
+            Some(issuer) => config.push_str(&format!(
+                "[tokens]\nissuer_name = {name:?}\nissuer_key_files = {keys:?}\n\
+                 spent_database_url = {db:?}\nlog_url = {log:?}\nfollow_every_secs = 1\n\
+                 [tokens.trust]\nlog_key = {log_key:?}\nwitnesses = {witnesses:?}\n\
+                 witness_quorum = {quorum}\noperators = [{operator:?}]\n",
+                name = issuer.info.name,
+                keys = issuers
+                    .iter()
+                    .map(|i| i.key_file.display().to_string())
+                    .collect::<Vec<_>>(),
+                db = format!("sqlite:{}", dir.join("spent.db").display()),
+                log = self.log_url,
+                log_key = self.log_key(),
+                witnesses = self.witness_keys(),
+                quorum = self.quorum,
+                operator = self.operator.verifier_key().as_str(),
+            )),
+        }
         let config_path = dir.join("gateway.toml");
         std::fs::write(&config_path, config)?;
         let out = Command::new(&self.bins.gateway)
@@ -713,6 +757,89 @@ impl Devnet {
             config: gateway.key_config.clone(),
             not_before: now_unix().saturating_sub(60),
             not_after: now_unix() + 86_400,
+        }))
+    }
+
+    /// Starts an issuer (`name`, "issuer.lucent.test"); its key is made on first start and
+    /// kept in its directory.
+    pub fn start_issuer(&self, name: &str) -> anyhow::Result<IssuerProc> {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir)?;
+        let port = free_port()?;
+        let key_file = dir.join("issuer.key");
+        let database = dir.join("issuer.db");
+        let config = dir.join("issuer.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\nname = \"issuer.lucent.test\"\nkey_file = {key:?}\n\
+                 database_url = {db:?}\ndefault_daily_limit = 20\n",
+                key = key_file.display().to_string(),
+                db = format!("sqlite:{}", database.display()),
+            ),
+        )?;
+        let out = Command::new(&self.bins.issuer)
+            .arg("--config")
+            .arg(&config)
+            .arg("info")
+            .output()
+            .context("running lucent-issuer info")?;
+        if !out.status.success() {
+            bail!(
+                "lucent-issuer info failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let info =
+            serde_json::from_slice(&out.stdout).context("lucent-issuer info printed no JSON")?;
+        let mut cmd = Command::new(&self.bins.issuer);
+        cmd.arg("--config").arg(&config).arg("serve");
+        let mut proc = Proc::spawn(cmd, &self.dir.path().join("logs"), name)?;
+        wait_tcp(port, &mut proc)?;
+        Ok(IssuerProc {
+            proc,
+            url: format!("http://127.0.0.1:{port}"),
+            info,
+            key_file,
+            database,
+            config,
+        })
+    }
+
+    /// Adds an account with `daily_limit` tokens a day to `issuer` (its command, as an
+    /// operator does); the account's credential.
+    pub fn add_account(
+        &self,
+        issuer: &IssuerProc,
+        account: &str,
+        daily_limit: u64,
+    ) -> anyhow::Result<String> {
+        let out = Command::new(&self.bins.issuer)
+            .arg("--config")
+            .arg(&issuer.config)
+            .args(["add-account", account, "--daily-limit"])
+            .arg(daily_limit.to_string())
+            .output()
+            .context("running lucent-issuer add-account")?;
+        if !out.status.success() {
+            bail!(
+                "lucent-issuer add-account failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
+    /// Logs `issuer`'s key, valid from a minute ago to `not_after`, as the operator does.
+    pub fn publish_issuer(&self, issuer: &IssuerProc, not_after: u64) -> anyhow::Result<u64> {
+        let key = lucent_verifier::privacy_pass::IssuerPublicKey::parse(&hex::decode(
+            &issuer.info.public_key,
+        )?)?;
+        self.publish(&Statement::Issuer(lucent_verifier::statement::Issuer {
+            name: issuer.info.name.clone(),
+            public_key: key,
+            not_before: now_unix().saturating_sub(60),
+            not_after,
         }))
     }
 

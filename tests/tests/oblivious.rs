@@ -2,11 +2,15 @@
 //! `lucent-gateway` → `lucent-cvm-runtime` (simulated TEE, tiny model), with the log, a
 //! witness and the key broker.
 //!
-//! - a request sealed to the attested CVM and again to the logged gateway key, sent from its
-//!   own loopback address (127.0.0.2) through the relay, gets the same answer as the direct
-//!   path; that address appears in the relay's output only (no output, database or file of
-//!   the gateway, CVM, broker, witness or log holds it), and no party's output or file holds
-//!   the request's or the answer's text;
+//! - a request sealed to the attested CVM and again to the logged gateway key, paid for with
+//!   an anonymous token from the issuer, sent from its own loopback address (127.0.0.2)
+//!   through the relay, gets the same answer as the direct path; that address appears in the
+//!   relay's output only (no output, database or file of the gateway, issuer, CVM, broker,
+//!   witness or log holds it), no party's output or file holds the request's or the answer's
+//!   text, and the issuer's stored records share no value with the gateway's;
+//! - tokens: a double-spent token, a token under an expired issuer key, under an unlogged
+//!   issuer key (which the client refuses to fetch from), a forged token and a missing token
+//!   each get their own error from the gateway;
 //! - failure paths, each named by its party: an unlogged gateway key config (refused before
 //!   anything is sent), relay down, gateway down, a CVM the gateway does not route, a CVM
 //!   that is gone, a CVM that closed (revoked after the client verified it);
@@ -21,7 +25,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use lucent_client::{AtomicFile, Client, ClientConfig, ClientError, Task};
-use lucent_tests::net::{Bins, Devnet, DevnetOptions, GatewayProc, RuntimeProc, RuntimeSettings};
+use lucent_tests::net::{
+    now_unix, Bins, Devnet, DevnetOptions, GatewayProc, IssuerProc, RuntimeProc, RuntimeSettings,
+};
 use lucent_verifier::bundle::BundlePolicy;
 use lucent_verifier::encapsulation::KeyPair;
 use lucent_verifier::oblivious::{ErrorSource, OHTTP_PATH};
@@ -101,17 +107,26 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn requests_through_the_relay_hide_the_client_and_the_text() {
     let net = Devnet::start(bins(), DevnetOptions::default()).expect("devnet");
     let rt = open_runtime(&net, &RuntimeSettings::default(), "cvm");
-    let gw = net.start_gateway(&[&rt.url], 200, "gateway").unwrap();
+    let issuer = net.start_issuer("issuer").unwrap();
+    net.publish_issuer(&issuer, now_unix() + 3600).unwrap();
+    let credential = net.add_account(&issuer, "ann", 5).unwrap();
+    let gw = net
+        .start_gateway(&[&rt.url], 200, "gateway", &[&issuer])
+        .unwrap();
     net.publish_gateway_keyconfig(&gw).unwrap();
     let relay = net.start_relay(&gw.url, "relay").unwrap();
     wait_routed(&net, &gw, 1);
 
-    // Attestation and the log reads (the CDN's part, not built yet) from 127.0.0.1.
+    // Attestation, tokens and the log reads (the CDN's part, not built yet) from 127.0.0.1.
     let setup = client(&net, "setup", None);
     let tokio = tokio::runtime::Runtime::new().unwrap();
     let cvm = tokio.block_on(setup.attest(&rt.url)).unwrap();
     let gateway = tokio
         .block_on(setup.gateway(&relay.url, &gw.key_config))
+        .unwrap();
+    let verified_issuer = tokio.block_on(setup.issuer(&issuer.url)).unwrap();
+    let mut tokens = tokio
+        .block_on(setup.fetch_tokens(&verified_issuer, &credential, 2))
         .unwrap();
 
     let mut c = [0u8; 12];
@@ -120,7 +135,14 @@ fn requests_through_the_relay_hide_the_client_and_the_text() {
     let text = format!("Ann: the code for the door is {canary}. Bob: thanks, see you at 5.");
     let asker = client(&net, "asker", Some(IpAddr::from(CLIENT_ADDRESS)));
     let oblivious = tokio
-        .block_on(asker.ask_oblivious(&gateway, &cvm, Task::Summarize, &text, Some(8)))
+        .block_on(asker.ask_oblivious(
+            &gateway,
+            &cvm,
+            tokens.pop().unwrap(),
+            Task::Summarize,
+            &text,
+            Some(8),
+        ))
         .unwrap();
     let direct = tokio
         .block_on(setup.ask(&cvm, Task::Summarize, &text, Some(8)))
@@ -129,7 +151,14 @@ fn requests_through_the_relay_hide_the_client_and_the_text() {
     assert_eq!(oblivious.output, direct.output);
     assert_eq!(oblivious.tokens, direct.tokens);
     let suggestion = tokio
-        .block_on(asker.ask_oblivious(&gateway, &cvm, Task::Suggest, &text, Some(4)))
+        .block_on(asker.ask_oblivious(
+            &gateway,
+            &cvm,
+            tokens.pop().unwrap(),
+            Task::Suggest,
+            &text,
+            Some(4),
+        ))
         .unwrap();
     assert!(suggestion.tokens <= 4);
 
@@ -178,9 +207,64 @@ fn requests_through_the_relay_hide_the_client_and_the_text() {
             );
         }
     }
+
+    // Unlinkability: nothing the issuer stored is anything the gateway stored.
+    let issuer_values = stored_values(&tokio, &issuer.database);
+    let gateway_values = stored_values(&tokio, &net.dir.path().join("gateway/spent.db"));
+    assert!(issuer_values.len() >= 4, "{issuer_values:?}");
+    assert_eq!(
+        gateway_values.len(),
+        3,
+        "one key id, two nonces: {gateway_values:?}"
+    );
+    let shared: Vec<_> = issuer_values.intersection(&gateway_values).collect();
+    assert!(
+        shared.is_empty(),
+        "issuer and gateway both store {shared:?}"
+    );
     drop(relay);
     drop(gw);
     drop(rt);
+    drop(issuer);
+}
+
+/// Every value of every row of every table of an SQLite database (but sqlx's own record of
+/// the migrations applied), as text.
+fn stored_values(
+    tokio: &tokio::runtime::Runtime,
+    path: &std::path::Path,
+) -> std::collections::BTreeSet<String> {
+    use sqlx::{Column as _, Row as _};
+    tokio.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite:{}?mode=ro", path.display()))
+            .await
+            .unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != '_sqlx_migrations'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert!(!tables.is_empty(), "{}", path.display());
+        let mut values = std::collections::BTreeSet::new();
+        for t in tables {
+            for row in sqlx::query(&format!("SELECT * FROM {t}"))
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+            {
+                for (i, c) in row.columns().iter().enumerate() {
+                    let v = row
+                        .try_get::<String, _>(i)
+                        .or_else(|_| row.try_get::<i64, _>(i).map(|n| n.to_string()))
+                        .unwrap_or_else(|e| panic!("{t}.{}: {e}", c.name()));
+                    values.insert(v);
+                }
+            }
+        }
+        values
+    })
 }
 
 #[test]
@@ -201,7 +285,12 @@ fn every_failure_names_its_party() {
         },
         "other-cvm",
     );
-    let mut gw = net.start_gateway(&[&rt.url], 201, "gateway").unwrap();
+    let issuer = net.start_issuer("issuer").unwrap();
+    net.publish_issuer(&issuer, now_unix() + 3600).unwrap();
+    let credential = net.add_account(&issuer, "bob", 60).unwrap();
+    let mut gw = net
+        .start_gateway(&[&rt.url], 201, "gateway", &[&issuer])
+        .unwrap();
     net.publish_gateway_keyconfig(&gw).unwrap();
     let mut relay = net.start_relay(&gw.url, "relay").unwrap();
     wait_routed(&net, &gw, 1);
@@ -209,6 +298,11 @@ fn every_failure_names_its_party() {
     let c = client(&net, "client", None);
     let cvm = tokio.block_on(c.attest(&rt.url)).unwrap();
     let other_cvm = tokio.block_on(c.attest(&other.url)).unwrap();
+    let verified_issuer = tokio.block_on(c.issuer(&issuer.url)).unwrap();
+    let mut tokens = tokio
+        .block_on(c.fetch_tokens(&verified_issuer, &credential, 60))
+        .unwrap();
+    let mut token = move || tokens.pop().unwrap();
 
     // A gateway key config that is not logged: refused before anything is sent.
     let unlogged = KeyPair::generate(201, &mut OsRng).key_config_bytes();
@@ -220,12 +314,26 @@ fn every_failure_names_its_party() {
         .block_on(c.gateway(&relay.url, &gw.key_config))
         .unwrap();
     tokio
-        .block_on(c.ask_oblivious(&gateway, &cvm, Task::Summarize, "lunch at 1?", Some(2)))
+        .block_on(c.ask_oblivious(
+            &gateway,
+            &cvm,
+            token(),
+            Task::Summarize,
+            "lunch at 1?",
+            Some(2),
+        ))
         .expect("the path works");
 
     // A CVM the gateway does not route to.
     let e = tokio
-        .block_on(c.ask_oblivious(&gateway, &other_cvm, Task::Summarize, "hi", Some(2)))
+        .block_on(c.ask_oblivious(
+            &gateway,
+            &other_cvm,
+            token(),
+            Task::Summarize,
+            "hi",
+            Some(2),
+        ))
         .unwrap_err();
     assert_eq!(
         party_code(&e),
@@ -239,20 +347,20 @@ fn every_failure_names_its_party() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let e = loop {
         let e = tokio
-            .block_on(c.ask_oblivious(&gateway, &cvm, Task::Summarize, "hi", Some(2)))
+            .block_on(c.ask_oblivious(&gateway, &cvm, token(), Task::Summarize, "hi", Some(2)))
             .err();
         if let Some(e) = e {
             break e;
         }
         assert!(Instant::now() < deadline, "the CVM never closed");
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(party_code(&e), (ErrorSource::Cvm, "revoked".into()), "{e}");
 
     // A CVM that is gone.
     rt.proc.kill();
     let e = tokio
-        .block_on(c.ask_oblivious(&gateway, &cvm, Task::Summarize, "hi", Some(2)))
+        .block_on(c.ask_oblivious(&gateway, &cvm, token(), Task::Summarize, "hi", Some(2)))
         .unwrap_err();
     assert_eq!(
         party_code(&e),
@@ -263,7 +371,7 @@ fn every_failure_names_its_party() {
     // The gateway down: the relay says so.
     gw.proc.kill();
     let e = tokio
-        .block_on(c.ask_oblivious(&gateway, &cvm, Task::Summarize, "hi", Some(2)))
+        .block_on(c.ask_oblivious(&gateway, &cvm, token(), Task::Summarize, "hi", Some(2)))
         .unwrap_err();
     assert_eq!(
         party_code(&e),
@@ -274,7 +382,7 @@ fn every_failure_names_its_party() {
     // The relay down.
     relay.proc.kill();
     let e = tokio
-        .block_on(c.ask_oblivious(&gateway, &cvm, Task::Summarize, "hi", Some(2)))
+        .block_on(c.ask_oblivious(&gateway, &cvm, token(), Task::Summarize, "hi", Some(2)))
         .unwrap_err();
     assert_eq!(
         party_code(&e),
@@ -282,6 +390,150 @@ fn every_failure_names_its_party() {
         "{e}"
     );
     drop(other);
+}
+
+#[test]
+fn every_token_failure_has_its_own_error() {
+    let net = Devnet::start(bins(), DevnetOptions::default()).expect("devnet");
+    let rt = open_runtime(&net, &RuntimeSettings::default(), "cvm");
+    // Three keys of the one issuer name: logged for an hour, logged for a few seconds, and
+    // never logged (an issuer singling someone out).
+    let logged = net.start_issuer("issuer").unwrap();
+    let short = net.start_issuer("issuer-short").unwrap();
+    let unlogged = net.start_issuer("issuer-unlogged").unwrap();
+    net.publish_issuer(&logged, now_unix() + 3600).unwrap();
+    let short_until = now_unix() + 4;
+    net.publish_issuer(&short, short_until).unwrap();
+    let gw = net
+        .start_gateway(&[&rt.url], 203, "gateway", &[&logged, &short, &unlogged])
+        .unwrap();
+    net.publish_gateway_keyconfig(&gw).unwrap();
+    wait_routed(&net, &gw, 1);
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let c = client(&net, "client", None);
+    let cvm = tokio.block_on(c.attest(&rt.url)).unwrap();
+    // Straight to the gateway: the relay adds nothing to what is tested here.
+    let gateway = tokio.block_on(c.gateway(&gw.url, &gw.key_config)).unwrap();
+    let fetch = |issuer: &IssuerProc, n| {
+        let credential = net.add_account(issuer, "carol", 10).unwrap();
+        let verified = tokio.block_on(c.issuer(&issuer.url)).unwrap();
+        tokio
+            .block_on(c.fetch_tokens(&verified, &credential, n))
+            .unwrap()
+    };
+    let mut short_tokens = fetch(&short, 1);
+    let mut tokens = fetch(&logged, 3);
+    let ask = |token| {
+        tokio.block_on(c.ask_oblivious(&gateway, &cvm, token, Task::Summarize, "hi", Some(2)))
+    };
+
+    // The client refuses to fetch tokens under a key it cannot find logged.
+    match tokio.block_on(c.issuer(&unlogged.url)) {
+        Err(ClientError::IssuerKeyNotLogged { url, .. }) => assert_eq!(url, unlogged.url),
+        other => panic!("unlogged issuer key accepted: {other:?}"),
+    }
+
+    // A token is good once.
+    let token = tokens.pop().unwrap();
+    ask(token.clone()).expect("a fresh token");
+    let e = ask(token).unwrap_err();
+    assert_eq!(
+        party_code(&e),
+        (ErrorSource::Gateway, "token_spent".into()),
+        "{e}"
+    );
+
+    // A forged one (another authenticator) does not verify.
+    let mut forged = tokens.pop().unwrap();
+    forged.authenticator[0] ^= 1;
+    let e = ask(forged).unwrap_err();
+    assert_eq!(
+        party_code(&e),
+        (ErrorSource::Gateway, "invalid_token".into()),
+        "{e}"
+    );
+
+    // Tokens under the unlogged key (fetched by a client that skipped the check): refused.
+    let key = lucent_verifier::privacy_pass::IssuerPublicKey::parse(
+        &hex::decode(&unlogged.info.public_key).unwrap(),
+    )
+    .unwrap();
+    let challenge = lucent_verifier::privacy_pass::TokenChallenge::for_issuer(&unlogged.info.name);
+    let (request, pending) =
+        lucent_verifier::privacy_pass::request_token(&key, &challenge, &mut OsRng).unwrap();
+    let credential = net.add_account(&unlogged, "mallory", 1).unwrap();
+    let answer = net
+        .http()
+        .post(format!("{}/v1/token-requests", unlogged.url))
+        .bearer_auth(credential)
+        .header(
+            "content-type",
+            lucent_verifier::privacy_pass::BATCH_REQUEST_MEDIA_TYPE,
+        )
+        .body(lucent_verifier::privacy_pass::encode_batch(&[request.encode()]).unwrap())
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let response = lucent_verifier::privacy_pass::TokenResponse::decode(&answer[2..]).unwrap();
+    let e = ask(pending.finalize(&response).unwrap()).unwrap_err();
+    assert_eq!(
+        party_code(&e),
+        (ErrorSource::Gateway, "issuer_key_not_logged".into()),
+        "{e}"
+    );
+
+    // A token under a key past its logged not-after.
+    while now_unix() <= short_until {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let e = ask(short_tokens.pop().unwrap()).unwrap_err();
+    assert_eq!(
+        party_code(&e),
+        (ErrorSource::Gateway, "issuer_key_expired".into()),
+        "{e}"
+    );
+
+    // No token at all: an outer request built by hand, without the authorization field.
+    let config = lucent_verifier::encapsulation::KeyConfig::parse(&gw.key_config).unwrap();
+    let (inner, _) =
+        lucent_verifier::encapsulation::seal_request(cvm.key_config(), &[0u8; 64], &mut OsRng)
+            .unwrap();
+    let forward = lucent_verifier::oblivious::ForwardRequest {
+        task: Task::Summarize,
+        sealed: inner,
+        token: None,
+    }
+    .encode();
+    let (outer, context) = lucent_verifier::encapsulation::seal_request_with(
+        &config,
+        config.preferred().unwrap(),
+        &lucent_verifier::encapsulation::MediaLabels::OHTTP_BHTTP,
+        &forward,
+        &mut OsRng,
+    )
+    .unwrap();
+    let sealed = net
+        .http()
+        .post(format!("{}{OHTTP_PATH}", gw.url))
+        .header("content-type", "message/ohttp-req")
+        .body(outer)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let opened = lucent_verifier::encapsulation::open_response(&context, &sealed).unwrap();
+    match lucent_verifier::oblivious::GatewayAnswer::decode(&opened).unwrap() {
+        lucent_verifier::oblivious::GatewayAnswer::Error { status, body, .. } => {
+            assert_eq!((status, body.error.as_str()), (401, "token_required"))
+        }
+        other => panic!("a request without a token was answered: {other:?}"),
+    }
+
+    // The gateway stored the two redeemed tokens and nothing for the refused ones.
+    let spent = stored_values(&tokio, &net.dir.path().join("gateway/spent.db"));
+    assert_eq!(spent.len(), 2, "one key id and one nonce: {spent:?}");
+    drop(gw);
 }
 
 /// Sends only the headers of a request declaring a `len`-byte body; the status and the
@@ -316,7 +568,7 @@ fn declared(base: &str, len: usize) -> (u16, Option<String>) {
 fn bad_input_to_the_gateway_and_the_relay_gets_specific_errors() {
     let net = Devnet::start(bins(), DevnetOptions::default()).expect("devnet");
     let rt = open_runtime(&net, &RuntimeSettings::default(), "cvm");
-    let gw = net.start_gateway(&[&rt.url], 202, "gateway").unwrap();
+    let gw = net.start_gateway(&[&rt.url], 202, "gateway", &[]).unwrap();
     let mut relay = net.start_relay(&gw.url, "relay").unwrap();
     let http = net.http();
     let post = |base: &str, media: &str, body: Vec<u8>| {

@@ -16,6 +16,7 @@
 //! | `GET /v1/proof/consistency?old=A[&new=B]` | [`ConsistencyAnswer`] |
 //! | `GET /v1/releases/{measurement hex}[?before=I]` | [`ReleasesAnswer`], one page |
 //! | `GET /v1/keyconfigs/{key id}[?before=I]` | [`KeyConfigsAnswer`], one page |
+//! | `GET /v1/issuers/{token key id hex}[?before=I]` | [`IssuersAnswer`], one page |
 //! | `GET /v1/log` | [`LogInfo`] |
 //! | `GET /healthz` | [`Health`] |
 //! | any failure | [`ErrorBody`] with a stable `error` code |
@@ -410,6 +411,36 @@ impl LookupAnswer for KeyConfigsAnswer {
     }
     fn take(&mut self, page: Self) {
         self.keyconfigs.extend(page.keyconfigs);
+        self.next_before = page.next_before;
+    }
+}
+
+/// The issuer key statements logged for one `token_key_id` (SHA-256 of the public key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuersAnswer {
+    /// The token key id, lowercase hex.
+    pub key_id: String,
+    /// `issuer` entries, newest first.
+    pub issuers: Vec<Entry>,
+    /// `issuer` entries for the key id in the whole log.
+    pub total: u64,
+    /// `?before=` of the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
+}
+
+impl LookupAnswer for IssuersAnswer {
+    fn next_before(&self) -> Option<u64> {
+        self.next_before
+    }
+    fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
+        Box::new(self.issuers.iter())
+    }
+    fn counts(&self) -> Vec<(u64, u64)> {
+        vec![(self.issuers.len() as u64, self.total)]
+    }
+    fn take(&mut self, page: Self) {
+        self.issuers.extend(page.issuers);
         self.next_before = page.next_before;
     }
 }

@@ -13,7 +13,9 @@
 //! plaintext is a Binary HTTP message (RFC 9292, crate `bhttp`):
 //!
 //! - request ([`ForwardRequest`]): `POST` to the task's path (`/v1/summarize`, …) with
-//!   `content-type: message/ohttp-req` and, as content, the **inner** request: sealed with
+//!   `content-type: message/ohttp-req`, `authorization: PrivateToken token=…` (an anonymous
+//!   token, [`crate::privacy_pass`], which only the gateway sees) and, as content, the
+//!   **inner** request: sealed with
 //!   [`MediaLabels::LUCENT_CVM`](crate::encapsulation::MediaLabels::LUCENT_CVM) to one attested
 //!   CVM's key, which the gateway cannot open. The gateway routes it by the inner request's
 //!   key id (its first byte).
@@ -32,6 +34,7 @@ use std::io::Cursor;
 use crate::cvm_api::Task;
 use crate::encapsulation::{MAX_PLAINTEXT_BYTES, MIN_REQUEST_BYTES};
 use crate::log_api::ErrorBody;
+use crate::privacy_pass::{Token, TokenError};
 
 /// The route of the relay and of the gateway.
 pub const OHTTP_PATH: &str = "/v1/ohttp";
@@ -126,6 +129,9 @@ pub enum ObliviousError {
     /// A request whose content is no sealed inner request (shorter than its fixed parts).
     #[error("inner request of {0} bytes is shorter than an encapsulated request")]
     InnerTruncated(usize),
+    /// An `authorization` field that is no Privacy Pass token.
+    #[error("authorization: {0}")]
+    Token(TokenError),
     /// An error answer whose body is no [`ErrorBody`].
     #[error("error answer with status {status} has no error body: {reason}")]
     ErrorBody {
@@ -143,6 +149,8 @@ pub struct ForwardRequest {
     pub task: Task,
     /// The inner request, sealed to one CVM's key (RFC 9458 encapsulated request).
     pub sealed: Vec<u8>,
+    /// The anonymous token that pays for it (the `authorization` field), when there is one.
+    pub token: Option<Token>,
 }
 
 impl ForwardRequest {
@@ -161,13 +169,16 @@ impl ForwardRequest {
             self.task.path().as_bytes().to_vec(),
         );
         m.put_header("content-type", REQUEST_MEDIA_TYPE);
+        if let Some(token) = &self.token {
+            m.put_header("authorization", token.authorization());
+        }
         m.write_content(&self.sealed);
         write(&m)
     }
 
-    /// Reads a request: `POST` to a task's path, `content-type: message/ohttp-req`, and a
-    /// sealed inner request as content. Other header fields are ignored (nothing is
-    /// forwarded but the content).
+    /// Reads a request: `POST` to a task's path, `content-type: message/ohttp-req`, an
+    /// optional `authorization` field holding a token, and a sealed inner request as content.
+    /// Other header fields are ignored (nothing is forwarded but the content).
     pub fn decode(bytes: &[u8]) -> Result<Self, ObliviousError> {
         let m = read(bytes)?;
         let control = m.control();
@@ -190,7 +201,20 @@ impl ForwardRequest {
         if sealed.len() < MIN_REQUEST_BYTES {
             return Err(ObliviousError::InnerTruncated(sealed.len()));
         }
-        Ok(ForwardRequest { task, sealed })
+        let token = m
+            .header()
+            .get(b"authorization")
+            .map(|v| {
+                let v = std::str::from_utf8(v)
+                    .map_err(|_| ObliviousError::Token(TokenError::Header("not text")))?;
+                Token::from_authorization(v).map_err(ObliviousError::Token)
+            })
+            .transpose()?;
+        Ok(ForwardRequest {
+            task,
+            sealed,
+            token,
+        })
     }
 }
 
@@ -346,6 +370,7 @@ mod tests {
             let r = ForwardRequest {
                 task,
                 sealed: sealed(42),
+                token: None,
             };
             let back = ForwardRequest::decode(&r.encode()).unwrap();
             assert_eq!(back, r);
@@ -370,6 +395,7 @@ mod tests {
         let r = ForwardRequest {
             task: Task::Summarize,
             sealed: sealed(1),
+            token: None,
         };
         assert!(matches!(
             GatewayAnswer::decode(&r.encode()),
@@ -386,6 +412,12 @@ mod tests {
         let r = ForwardRequest {
             task: Task::Suggest,
             sealed: sealed(3),
+            token: Some(Token {
+                nonce: [1; 32],
+                challenge_digest: [2; 32],
+                token_key_id: [3; 32],
+                authenticator: [4; 48],
+            }),
         };
         let mut padded = r.encode();
         padded.extend_from_slice(&[0; 100]);
@@ -436,6 +468,22 @@ mod tests {
             )),
             Err(ObliviousError::InnerTruncated(8))
         );
+        let mut m = bhttp::Message::request(
+            b"POST".to_vec(),
+            b"https".to_vec(),
+            b"cvm".to_vec(),
+            b"/v1/suggest".to_vec(),
+        );
+        m.put_header("content-type", REQUEST_MEDIA_TYPE);
+        m.put_header("authorization", "PrivateToken token=AAAA");
+        m.write_content(&ok);
+        assert!(matches!(
+            ForwardRequest::decode(&write(&m)),
+            Err(ObliviousError::Token(TokenError::Length {
+                what: "token",
+                ..
+            }))
+        ));
         let good = request(b"POST", b"/v1/suggest", REQUEST_MEDIA_TYPE, &ok);
         // (Cutting only the final, empty trailer section leaves a valid message: RFC 9292 §3.8.)
         for cut in [0, 1, good.len() / 2, good.len() - 2] {

@@ -45,6 +45,24 @@ pub const TOKEN_LEN: usize = 2 + 32 + 32 + 32 + AUTHENTICATOR_LEN;
 pub const TOKEN_REQUEST_MEDIA_TYPE: &str = "message/token-request";
 /// Media type of a token response (RFC 9578 §5.2).
 pub const TOKEN_RESPONSE_MEDIA_TYPE: &str = "message/token-response";
+/// Issuance at `lucent-issuer`: `POST` a batch of token requests
+/// ([`BATCH_REQUEST_MEDIA_TYPE`], [`encode_batch`]) with the account's
+/// `Authorization: Bearer <account>.<secret>`; the answer is the batch of token responses
+/// ([`BATCH_RESPONSE_MEDIA_TYPE`]), in the same order.
+pub const ISSUE_PATH: &str = "/v1/token-requests";
+/// The issuer's name and public key ([`IssuerInfo`]); a client uses the key only once it
+/// found it logged.
+pub const ISSUER_INFO_PATH: &str = "/v1/issuer";
+/// Media type of a batch of token requests: a 2-byte count, then that many
+/// [`TokenRequest`]s.
+pub const BATCH_REQUEST_MEDIA_TYPE: &str = "application/lucent-token-requests";
+/// Media type of a batch of token responses: a 2-byte count, then that many
+/// [`TokenResponse`]s.
+pub const BATCH_RESPONSE_MEDIA_TYPE: &str = "application/lucent-token-responses";
+/// Most tokens one batch may ask for.
+pub const MAX_BATCH: usize = 100;
+/// Longest issuer name.
+pub const MAX_ISSUER_NAME_LEN: usize = 255;
 /// The `DeriveKeyPair` info of issuer keys (RFC 9578 §5.5).
 const KEY_INFO: &[u8] = b"PrivacyPass";
 
@@ -139,8 +157,9 @@ impl IssuerPublicKey {
     }
 }
 
-/// What a token is for (RFC 9577 §2.1). Lucent's gateway issues one challenge to everyone
-/// (no redemption context, its own name as origin), so a token says nothing about who asks.
+/// What a token is for (RFC 9577 §2.1). Lucent's gateway accepts one challenge from everyone,
+/// [`TokenChallenge::for_issuer`] (no redemption context, no origin), so that tokens can be
+/// fetched ahead in batches and a token says nothing about who asks or when it was fetched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenChallenge {
     /// The issuer's name.
@@ -152,6 +171,17 @@ pub struct TokenChallenge {
 }
 
 impl TokenChallenge {
+    /// The one challenge Lucent's tokens answer: the issuer's name, no redemption context
+    /// and no origin info (tokens redeemable at any of the operator's gateways, fetched
+    /// before they are needed).
+    pub fn for_issuer(issuer_name: &str) -> Self {
+        TokenChallenge {
+            issuer_name: issuer_name.as_bytes().to_vec(),
+            redemption_context: Vec::new(),
+            origin_info: Vec::new(),
+        }
+    }
+
     /// Its encoding; refused when a field is longer than its length prefix allows (an issuer
     /// name or origin info over 65,535 bytes) or the context is neither empty nor 32 bytes.
     pub fn encode(&self) -> Result<Vec<u8>, TokenError> {
@@ -400,6 +430,55 @@ impl Token {
             .map_err(|_| TokenError::Header("token is not base64url"))?;
         Token::decode(&bytes)
     }
+}
+
+/// A batch's encoding: a 2-byte count (1 to [`MAX_BATCH`]), then the items.
+pub fn encode_batch<const N: usize>(items: &[[u8; N]]) -> Result<Vec<u8>, TokenError> {
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(TokenError::Malformed {
+            what: "batch",
+            reason: "want 1 to MAX_BATCH items",
+        });
+    }
+    let mut out = Vec::with_capacity(2 + items.len() * N);
+    out.extend_from_slice(&(items.len() as u16).to_be_bytes());
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    Ok(out)
+}
+
+/// Splits a batch of `N`-byte items (`what`: which messages, for errors): the count must
+/// be 1 to [`MAX_BATCH`] and match the bytes exactly.
+pub fn decode_batch<'a, const N: usize>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<impl Iterator<Item = &'a [u8]>, TokenError> {
+    let bad = |reason| TokenError::Malformed { what, reason };
+    let mut r = Reader(bytes);
+    let count = usize::from(r.u16().ok_or_else(|| bad("truncated count"))?);
+    if count == 0 || count > MAX_BATCH {
+        return Err(bad("count not 1 to MAX_BATCH"));
+    }
+    if r.0.len() != count * N {
+        return Err(TokenError::Length {
+            what,
+            got: bytes.len(),
+            want: 2 + count * N,
+        });
+    }
+    Ok(r.0.chunks_exact(N))
+}
+
+/// What `GET /v1/issuer` answers.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IssuerInfo {
+    /// The issuer's name (the challenge's `issuer_name`).
+    pub name: String,
+    /// The token type (`1`).
+    pub token_type: u16,
+    /// `SerializeElement(pkI)`, hex.
+    pub public_key: String,
 }
 
 fn token_input(nonce: &[u8; 32], challenge_digest: &[u8; 32], key_id: &[u8; 32]) -> [u8; 98] {

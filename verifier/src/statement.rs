@@ -1,4 +1,4 @@
-//! Log entries: `release`, `keyconfig` and `revoke` statements, each a signed note whose
+//! Log entries: `release`, `keyconfig`, `issuer` and `revoke` statements, each a signed note whose
 //! text is a type line and then `key value` lines in a fixed order.
 //!
 //! ```text
@@ -22,6 +22,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::note::{self, NoteError, NoteKey, NoteSigner, NoteVerifierKey};
+use crate::privacy_pass::{IssuerPublicKey, ELEMENT_LEN, TOKEN_TYPE};
 use crate::tiles;
 
 /// Largest statement note accepted (the log's submit limit): the largest entry a C2SP entry
@@ -42,6 +43,8 @@ pub const RELEASE_V1: &str = "lucent/release/v1";
 pub const KEYCONFIG_V1: &str = "lucent/keyconfig/v1";
 /// First line of a revocation statement.
 pub const REVOKE_V1: &str = "lucent/revoke/v1";
+/// Type line of a Privacy Pass issuer key statement.
+pub const ISSUER_V1: &str = "lucent/issuer/v1";
 
 /// Why a statement was refused.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
@@ -316,6 +319,21 @@ pub struct KeyConfig {
     pub not_after: u64,
 }
 
+/// A Privacy Pass issuer's public key (token type `0x0001`), logged so that every client
+/// gets tokens under the same key: a key made for one person would tell the gateway who
+/// redeems. The gateway accepts tokens only under a logged key, within its validity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    /// The issuer's name: the token challenge's `issuer_name`.
+    pub name: String,
+    /// `SerializeElement(pkI)` (a compressed P-384 point, checked when parsed).
+    pub public_key: IssuerPublicKey,
+    /// Start of validity (seconds since the Unix epoch).
+    pub not_before: u64,
+    /// End of validity: tokens under the key are refused afterwards.
+    pub not_after: u64,
+}
+
 /// Withdraws a release, by measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revoke {
@@ -337,6 +355,8 @@ pub enum Statement {
     KeyConfig(KeyConfig),
     /// `lucent/revoke/v1`.
     Revoke(Revoke),
+    /// `lucent/issuer/v1`.
+    Issuer(Issuer),
 }
 
 impl Statement {
@@ -346,6 +366,7 @@ impl Statement {
             Statement::Release(_) => RELEASE_V1,
             Statement::KeyConfig(_) => KEYCONFIG_V1,
             Statement::Revoke(_) => REVOKE_V1,
+            Statement::Issuer(_) => ISSUER_V1,
         }
     }
 
@@ -387,6 +408,13 @@ impl Statement {
                 put("platform", r.measurement.platform.as_str());
                 put("measurement", &r.measurement.to_hex());
                 put("reason", &r.reason);
+            }
+            Statement::Issuer(i) => {
+                put("token-type", &TOKEN_TYPE.to_string());
+                put("name", &i.name);
+                put("public-key", &hex::encode(i.public_key.as_bytes()));
+                put("not-before", &i.not_before.to_string());
+                put("not-after", &i.not_after.to_string());
             }
         }
         format!("{}\n{out}", self.type_line())
@@ -726,6 +754,36 @@ pub fn parse_text(text: &[u8]) -> Result<Statement, StatementError> {
                 not_after,
             })
         }
+        ISSUER_V1 => {
+            let token_type = f.number("token-type")?;
+            if token_type != u64::from(TOKEN_TYPE) {
+                return Err(StatementError::BadValue {
+                    key: "token-type",
+                    why: format!("only {TOKEN_TYPE} is supported"),
+                });
+            }
+            let name = f.token("name")?;
+            let public_key = f.hex_exact("public-key", ELEMENT_LEN)?;
+            let public_key =
+                IssuerPublicKey::parse(&public_key).map_err(|e| StatementError::BadValue {
+                    key: "public-key",
+                    why: e.to_string(),
+                })?;
+            let not_before = f.number("not-before")?;
+            let not_after = f.number("not-after")?;
+            if not_before > not_after {
+                return Err(StatementError::EmptyValidity {
+                    not_before,
+                    not_after,
+                });
+            }
+            Statement::Issuer(Issuer {
+                name,
+                public_key,
+                not_before,
+                not_after,
+            })
+        }
         REVOKE_V1 => {
             let measurement = measurement(&mut f)?;
             let reason = f.text("reason", true)?;
@@ -804,6 +862,34 @@ mod tests {
             parse_text(empty.as_bytes()),
             Err(StatementError::EmptyValidity { .. })
         ));
+    }
+
+    #[test]
+    fn issuer_statement_is_strict() {
+        let key = crate::privacy_pass::IssuerKey::derive(&[9; 48]).unwrap();
+        let i = Statement::Issuer(Issuer {
+            name: "issuer.lucent.example".into(),
+            public_key: key.public_key().clone(),
+            not_before: 10,
+            not_after: 20,
+        });
+        let text = i.to_text();
+        assert_eq!(parse_text(text.as_bytes()).unwrap(), i);
+        let pk = hex::encode(key.public_key().as_bytes());
+        // The x coordinate of the key with the other sign byte is not the same key; a byte
+        // that is no point prefix is no key at all.
+        let bad = [
+            text.replace("token-type 1", "token-type 2"),
+            text.replace("name issuer.lucent.example", "name issuer lucent"),
+            text.replace(&pk, &pk[..96]),
+            text.replace(&pk, &format!("04{}", &pk[2..])),
+            text.replace(&pk, &"00".repeat(49)),
+            text.replace("not-before 10", "not-before 30"),
+            text.replace("name issuer.lucent.example\n", ""),
+        ];
+        for b in &bad {
+            assert!(parse_text(b.as_bytes()).is_err(), "accepted: {b}");
+        }
     }
 
     #[test]

@@ -31,7 +31,11 @@ fn forward(task: Task) -> ForwardRequest {
     // Stands for an inner request sealed to a CVM: opaque bytes to both layers here.
     let mut sealed = vec![0xc3; MIN_REQUEST_BYTES + 200];
     sealed[0] = 9;
-    ForwardRequest { task, sealed }
+    ForwardRequest {
+        task,
+        sealed,
+        token: None,
+    }
 }
 
 #[test]

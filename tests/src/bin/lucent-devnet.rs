@@ -1,11 +1,11 @@
 //! `lucent-devnet`: the whole of Lucent on one machine, as separate processes on loopback
 //! sockets, with embedded defaults: a transparency log on SQLite, a witness
 //! (`auditor witness serve`), the key broker, one CVM runtime on the simulated TEE running
-//! the real SmolLM2 model, the operator's OHTTP gateway and a third party's relay. It
-//! publishes the CVM's release and key config and the gateway's key config, then a client
-//! verifies the CVM step by step, sends it a sealed summarisation request from its own
-//! address (127.0.0.2) through the relay and the gateway, prints the answer and what each
-//! party saw. It keeps running, addresses printed, until interrupted.
+//! the real SmolLM2 model, the operator's Privacy Pass issuer and OHTTP gateway, and a third
+//! party's relay. It publishes the CVM's release and key config, the issuer's key and the
+//! gateway's key config, then a client verifies the CVM step by step, fetches anonymous
+//! tokens, sends a sealed summarisation request with one of them from its own address
+//! (127.0.0.2) through the relay and the gateway, prints the answer and what each party saw. It keeps running, addresses printed, until interrupted.
 //!
 //! Run it with `bash scripts/devnet.sh` (builds the binaries, fetches the weights). With
 //! `--once` it stops after printing the answer instead of waiting for Ctrl-C.
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use lucent_client::{AtomicFile, Client, ClientConfig, Task};
-use lucent_tests::net::{Bins, Devnet, DevnetOptions, RuntimeSettings};
+use lucent_tests::net::{now_unix, Bins, Devnet, DevnetOptions, RuntimeSettings};
 use lucent_verifier::bundle::{BundlePolicy, BundleStep, EvidenceVerdict};
 use lucent_verifier::encapsulation::MIN_REQUEST_BYTES;
 use sha2::{Digest as _, Sha256};
@@ -66,6 +66,7 @@ fn bins() -> anyhow::Result<Bins> {
         runtime: bin("lucent-cvm-runtime-e2e")?,
         gateway: bin("lucent-gateway-e2e")?,
         relay: bin("lucent-relay-e2e")?,
+        issuer: bin("lucent-issuer-e2e")?,
     })
 }
 
@@ -156,7 +157,15 @@ fn run() -> anyhow::Result<()> {
     step(format!(
         "operator logged the CVM's HPKE key config at index {kc}"
     ));
-    let gw = net.start_gateway(&[&rt.url], 1, "gateway")?;
+    let issuer = net.start_issuer("issuer")?;
+    let issuer_index = net.publish_issuer(&issuer, now_unix() + 86_400)?;
+    let credential = net.add_account(&issuer, "alice", 20)?;
+    step(format!(
+        "issuer  {} (the operator's) with account \"alice\" (20 tokens a day); its key logged at \
+         index {issuer_index}",
+        issuer.url
+    ));
+    let gw = net.start_gateway(&[&rt.url], 1, "gateway", &[&issuer])?;
     let gw_index = net.publish_gateway_keyconfig(&gw)?;
     step(format!(
         "gateway {} (the operator's) in front of the CVM; its OHTTP key config logged at index {gw_index}",
@@ -182,6 +191,8 @@ fn run() -> anyhow::Result<()> {
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cvm = tokio.block_on(client.attest(&rt.url))?;
     let gateway = tokio.block_on(client.gateway(&relay.url, &gw.key_config))?;
+    let verified_issuer = tokio.block_on(client.issuer(&issuer.url))?;
+    let mut tokens = tokio.block_on(client.fetch_tokens(&verified_issuer, &credential, 5))?;
     let v = cvm.verdict();
     for s in &v.checked {
         step(match s {
@@ -228,6 +239,12 @@ fn run() -> anyhow::Result<()> {
         "the gateway's key config is logged at index {}, valid now (every client sees the same key)",
         gateway.key_config_index()
     ));
+    step(format!(
+        "the issuer's key is logged at index {}; {} anonymous tokens fetched for \"alice\", blinded \
+         (the issuer cannot recognise them), each proof checked against the logged key",
+        verified_issuer.index(),
+        tokens.len()
+    ));
     let t = cvm.timings();
 
     println!(
@@ -241,8 +258,15 @@ fn run() -> anyhow::Result<()> {
         local_address: Some(std::net::IpAddr::from([127, 0, 0, 2])),
         ..client.config().clone()
     })?;
-    let answer =
-        tokio.block_on(asker.ask_oblivious(&gateway, &cvm, Task::Summarize, SAMPLE, Some(64)))?;
+    let token = tokens.pop().context("the issuer gave no token")?;
+    let answer = tokio.block_on(asker.ask_oblivious(
+        &gateway,
+        &cvm,
+        token,
+        Task::Summarize,
+        SAMPLE,
+        Some(64),
+    ))?;
     println!(
         "Summary from the CVM ({} tokens):\n{}\n",
         answer.tokens,
@@ -261,11 +285,12 @@ fn run() -> anyhow::Result<()> {
         relayed.last().map(String::as_str).unwrap_or("(none)")
     ));
     step(format!(
-        "gateway: a connection from the relay (127.0.0.1), task summarize, CVM key id {}, and an \
-         inner request sealed to that CVM (at least {MIN_REQUEST_BYTES} bytes, padded); no \
-         client address, no text",
+        "gateway: a connection from the relay (127.0.0.1), a valid anonymous token (now spent), \
+         task summarize, CVM key id {}, and an inner request sealed to that CVM (at least \
+         {MIN_REQUEST_BYTES} bytes, padded); no client address, no account, no text",
         cvm.key_config().key_id
     ));
+    step("issuer:  that \"alice\" got 5 tokens today; not which one was spent, or when");
     step("CVM:     the conversation, only after opening the inner request inside the TEE");
     let model = answer.model_time.unwrap_or_default();
     println!(
