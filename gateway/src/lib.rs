@@ -394,7 +394,7 @@ impl Gateway {
         token: Option<&lucent_verifier::privacy_pass::Token>,
     ) -> Result<(), tokens::RedeemError> {
         match &self.redeemer {
-            Some(r) => r.redeem(token, now_unix()).await,
+            Some(r) => r.redeem(token, lucent_service::now_unix()).await,
             None => Ok(()),
         }
     }
@@ -493,13 +493,6 @@ impl Gateway {
     }
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn bad_cvm_answer(reason: String) -> GatewayAnswer {
     GatewayAnswer::error(502, "bad_cvm_answer", format!("the CVM's answer: {reason}"))
 }
@@ -584,7 +577,7 @@ pub async fn run(
                 return;
             };
             loop {
-                redeemer.sync(now_unix()).await;
+                redeemer.sync(lucent_service::now_unix()).await;
                 tokio::time::sleep(redeemer.follow_every()).await;
             }
         }
@@ -611,11 +604,7 @@ async fn ohttp(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, GatewayError> {
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !media.eq_ignore_ascii_case(REQUEST_MEDIA_TYPE) {
+    if !lucent_service::http::content_type_is(&headers, REQUEST_MEDIA_TYPE) {
         return Err(GatewayError::WrongMediaType);
     }
     let request = lucent_service::http::read_body(&headers, body, MAX_OUTER_REQUEST_BYTES)

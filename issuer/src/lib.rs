@@ -483,11 +483,7 @@ async fn issue(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IssueError> {
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !media.eq_ignore_ascii_case(BATCH_REQUEST_MEDIA_TYPE) {
+    if !lucent_service::http::content_type_is(&headers, BATCH_REQUEST_MEDIA_TYPE) {
         return Err(IssueError::WrongMediaType);
     }
     let credential = headers
@@ -505,11 +501,9 @@ async fn issue(
             lucent_service::http::BodyError::TooLarge { .. } => IssueError::TooLarge,
             _ => IssueError::Unreadable,
         })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let answer = issuer.issue(credential.as_deref(), &body, now).await?;
+    let answer = issuer
+        .issue(credential.as_deref(), &body, lucent_service::now_unix())
+        .await?;
     let mut response = answer.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

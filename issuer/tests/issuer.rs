@@ -136,7 +136,9 @@ async fn issuance(database_url: &str) {
 
     // Bad input: each its own error, and the count stays at 4.
     let (good, _) = s.requests(2).await;
-    let cases: Vec<(Option<String>, &str, Vec<u8>, (u16, &str))> = vec![
+    /// Credential, content type, body, and the answer expected.
+    type Case<'a> = (Option<String>, &'a str, Vec<u8>, (u16, &'a str));
+    let cases: Vec<Case> = vec![
         (
             None,
             BATCH_REQUEST_MEDIA_TYPE,

@@ -256,11 +256,7 @@ async fn forward(
         relay.counters.refused.fetch_add(1, Ordering::Relaxed);
         e
     };
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !media.eq_ignore_ascii_case(REQUEST_MEDIA_TYPE) {
+    if !lucent_service::http::content_type_is(&headers, REQUEST_MEDIA_TYPE) {
         return Err(refused(RelayError::WrongMediaType));
     }
     let request = lucent_service::http::read_body(&headers, body, MAX_OUTER_REQUEST_BYTES)

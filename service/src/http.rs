@@ -258,6 +258,14 @@ pub enum BodyError {
     Unreadable,
 }
 
+/// Whether the request's `content-type` is `media` (ASCII case ignored, no parameters).
+pub fn content_type_is(headers: &axum::http::HeaderMap, media: &str) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(media))
+}
+
 /// Reads a whole request body of at most `limit` bytes; a `Content-Length` over the limit
 /// is refused before anything is read.
 pub async fn read_body(

@@ -17,6 +17,14 @@ pub mod secret_file;
 
 pub use logging::{LogArgs, LogFormat};
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The exit code for `result`; an error is printed to standard error as one line,
 /// `<command>: <error and its causes>`.
 pub fn exit(command: &str, result: anyhow::Result<()>) -> std::process::ExitCode {

@@ -17,10 +17,9 @@
 
 use std::time::{Duration, Instant};
 
-use lucent_client::{AtomicFile, Client, ClientConfig, Task};
+use lucent_client::{Client, Task};
 use lucent_model::default_model_path;
 use lucent_tests::net::{now_unix, Bins, Devnet, DevnetOptions, RuntimeSettings};
-use lucent_verifier::bundle::BundlePolicy;
 
 const CONVERSATION: &str = "Alice: Are we still on for the design review tomorrow at ten?\n\
     Bob: Yes, but Carol can't make it, so we'll move the budget part to Friday.\n\
@@ -55,19 +54,7 @@ fn compare(net: &Devnet, label: &str, max_tokens: u32, n: usize) -> (f64, f64) {
     net.publish_gateway_keyconfig(&gw).unwrap();
     let relay = net.start_relay(&gw.url, &format!("{label}-relay")).unwrap();
 
-    let client = Client::new(ClientConfig {
-        log_url: net.log_url.clone(),
-        trust: net.client_trust().unwrap(),
-        policy: BundlePolicy::default(),
-        last_seen: std::sync::Arc::new(AtomicFile::new(
-            net.dir
-                .path()
-                .join(format!("{label}-client/last-seen.note")),
-        )),
-        timeout: Duration::from_secs(600),
-        local_address: None,
-    })
-    .unwrap();
+    let client = Client::new(net.client_config(label, None).unwrap()).unwrap();
     let tokio = tokio::runtime::Runtime::new().unwrap();
     let cvm = tokio.block_on(client.attest(&rt.url)).unwrap();
     let gateway = tokio

@@ -502,6 +502,30 @@ impl Devnet {
             .collect()
     }
 
+    /// The configuration of a client of this devnet: its own last seen checkpoint in
+    /// `clients/<name>/`, this devnet's keys, connections from `local` (the system's choice
+    /// when `None`), a 10-minute request timeout (SmolLM2 on two busy cores is slow).
+    pub fn client_config(
+        &self,
+        name: &str,
+        local: Option<std::net::IpAddr>,
+    ) -> anyhow::Result<lucent_client::ClientConfig> {
+        Ok(lucent_client::ClientConfig {
+            log_url: self.log_url.clone(),
+            trust: self.client_trust()?,
+            policy: BundlePolicy::default(),
+            last_seen: std::sync::Arc::new(lucent_client::AtomicFile::new(
+                self.dir
+                    .path()
+                    .join("clients")
+                    .join(name)
+                    .join("last-seen.note"),
+            )),
+            timeout: Duration::from_secs(600),
+            local_address: local,
+        })
+    }
+
     /// What a client of this devnet trusts.
     pub fn client_trust(&self) -> anyhow::Result<TrustSettings> {
         Ok(TrustSettings {

@@ -24,11 +24,10 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use lucent_client::{AtomicFile, Client, ClientConfig, ClientError, Task};
+use lucent_client::{Client, ClientError, Task};
 use lucent_tests::net::{
     now_unix, Bins, Devnet, DevnetOptions, GatewayProc, IssuerProc, RuntimeProc, RuntimeSettings,
 };
-use lucent_verifier::bundle::BundlePolicy;
 use lucent_verifier::encapsulation::KeyPair;
 use lucent_verifier::oblivious::{ErrorSource, OHTTP_PATH};
 use rand_core::{OsRng, RngCore as _};
@@ -40,21 +39,7 @@ fn bins() -> Bins {
 }
 
 fn client(net: &Devnet, name: &str, local: Option<IpAddr>) -> Client {
-    Client::new(ClientConfig {
-        log_url: net.log_url.clone(),
-        trust: net.client_trust().unwrap(),
-        policy: BundlePolicy::default(),
-        last_seen: std::sync::Arc::new(AtomicFile::new(
-            net.dir
-                .path()
-                .join("clients")
-                .join(name)
-                .join("last-seen.note"),
-        )),
-        timeout: Duration::from_secs(60),
-        local_address: local,
-    })
-    .unwrap()
+    Client::new(net.client_config(name, local).unwrap()).unwrap()
 }
 
 fn open_runtime(net: &Devnet, settings: &RuntimeSettings, name: &str) -> RuntimeProc {

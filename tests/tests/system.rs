@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use lucent_client::{AtomicFile, Client, ClientConfig, ClientError, FetchError, StoreError, Task};
+use lucent_client::{Client, ClientError, FetchError, StoreError, Task};
 use lucent_tests::log_process::postgres_test_url;
 use lucent_tests::net::{
     now_unix, Backend, Bins, Devnet, DevnetKeys, DevnetOptions, RuntimeProc, RuntimeSettings,
 };
-use lucent_verifier::bundle::{BundleError, BundlePolicy, BundleStep};
+use lucent_verifier::bundle::{BundleError, BundleStep};
 use lucent_verifier::cosignature::WitnessSigner;
 use lucent_verifier::last_seen::LastSeenError;
 use lucent_verifier::statement::Statement;
@@ -25,21 +25,7 @@ fn bins() -> Bins {
 
 /// A client of `net` with its own state file (`name`), trusting `net`'s keys.
 fn client(net: &Devnet, name: &str) -> Client {
-    Client::new(ClientConfig {
-        log_url: net.log_url.clone(),
-        trust: net.client_trust().unwrap(),
-        policy: BundlePolicy::default(),
-        last_seen: std::sync::Arc::new(AtomicFile::new(
-            net.dir
-                .path()
-                .join("clients")
-                .join(name)
-                .join("last-seen.note"),
-        )),
-        timeout: Duration::from_secs(120),
-        local_address: None,
-    })
-    .unwrap()
+    Client::new(net.client_config(name, None).unwrap()).unwrap()
 }
 
 /// A runtime whose configuration (and so measurement) is distinct by `label`, listening

@@ -15,9 +15,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use lucent_client::{AtomicFile, Client, ClientConfig, Task};
+use lucent_client::{Client, ClientConfig, Task};
 use lucent_tests::net::{now_unix, Bins, Devnet, DevnetOptions, RuntimeSettings};
-use lucent_verifier::bundle::{BundlePolicy, BundleStep, EvidenceVerdict};
+use lucent_verifier::bundle::{BundleStep, EvidenceVerdict};
 use lucent_verifier::encapsulation::MIN_REQUEST_BYTES;
 use sha2::{Digest as _, Sha256};
 
@@ -178,16 +178,7 @@ fn run() -> anyhow::Result<()> {
     ));
 
     println!("\n[3/5] a client verifies the CVM");
-    let client = Client::new(ClientConfig {
-        log_url: net.log_url.clone(),
-        trust: net.client_trust()?,
-        policy: BundlePolicy::default(),
-        last_seen: std::sync::Arc::new(AtomicFile::new(
-            net.dir.path().join("client/last-seen.note"),
-        )),
-        timeout: Duration::from_secs(600),
-        local_address: None,
-    })?;
+    let client = Client::new(net.client_config("client", None)?)?;
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cvm = tokio.block_on(client.attest(&rt.url))?;
     let gateway = tokio.block_on(client.gateway(&relay.url, &gw.key_config))?;
