@@ -300,6 +300,11 @@ struct SubmitArgs {
     /// Also write the signed statement here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// With --wait: write the statement and its log proof here, as the file a CDN serves
+    /// (`lucent_verifier::published`: the gateway's key config at
+    /// /lucent/v1/gateway.json, the issuer's key at /lucent/v1/issuer.json).
+    #[arg(long, requires = "wait")]
+    published_out: Option<PathBuf>,
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -705,8 +710,14 @@ async fn run(cli: Cli) -> Result<Report, AuditError> {
                         .as_deref()
                         .map(|k| note_key("log key", k).map(LogKey::new))
                         .transpose()?;
-                    publish::submit(&LogClient::new(url)?, &note, submit.wait, log_key.as_ref())
-                        .await
+                    publish::submit(
+                        &LogClient::new(url)?,
+                        &note,
+                        submit.wait,
+                        log_key.as_ref(),
+                        submit.published_out.as_deref(),
+                    )
+                    .await
                 }
                 None if submit.out.is_some() => Ok(Report::ok(
                     serde_json::json!({"ok": true, "leaf_hash": LeafHash::of_entry(&note).to_string()}),

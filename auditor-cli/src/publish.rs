@@ -227,12 +227,14 @@ pub fn sign(st: &Statement, key: &NoteSigner) -> Result<Vec<u8>, AuditError> {
 }
 
 /// Submits a signed statement; with `wait`, checks the returned inclusion proof under a
-/// checkpoint signed by `log` (when given).
+/// checkpoint signed by `log` (when given) and, with `published_out`, writes the statement
+/// and its `tlog-proof` there as a CDN file ([`lucent_verifier::published::Published`]).
 pub async fn submit(
     client: &LogClient,
     note: &[u8],
     wait: u64,
     log: Option<&LogKey>,
+    published_out: Option<&std::path::Path>,
 ) -> Result<Report, AuditError> {
     parse_unverified(note).map_err(|source| AuditError::Statement {
         index: None,
@@ -294,6 +296,31 @@ pub async fn submit(
         (None, Some(_)) => human.push_str("  included (proof not checked: no --log-key given)\n"),
         (_, None) if wait > 0 => human.push_str("  not yet covered by a published checkpoint\n"),
         (_, None) => {}
+    }
+    if let Some(path) = published_out {
+        let Some(proof) = &answer.tlog_proof else {
+            return Ok(Report {
+                json,
+                human,
+                failed: Some(format!(
+                    "the statement is logged at index {index}, but no witnessed checkpoint \
+                     covered it within --wait; {} not written",
+                    path.display()
+                )),
+            });
+        };
+        let file = lucent_verifier::published::Published {
+            statement: note.to_vec(),
+            proof: proof.clone(),
+        };
+        let bytes =
+            serde_json::to_vec_pretty(&file).map_err(|e| AuditError::Usage(e.to_string()))?;
+        crate::state::write_atomic(path, &bytes)?;
+        json["published_out"] = json!(path.display().to_string());
+        human.push_str(&format!(
+            "  statement and proof written to {}\n",
+            path.display()
+        ));
     }
     Ok(Report::ok(json, human))
 }

@@ -26,6 +26,10 @@
 //! 6. replaces the stored checkpoint (durably, see [`crate::store`]) with the newest verified
 //!    checkpoint, never with an older one.
 //!
+//! Without asking the CVM or the log: [`Client::attest_from_cdn`], [`Client::gateway_from_cdn`]
+//! and [`Client::issuer_from_cdn`] take the CVM's bundle and the keys from static files that
+//! carry their own log proofs ([`lucent_verifier::published`]), served by any CDN.
+//!
 //! HTTP contract with `cvm-runtime`: `GET /v1/attestation[?nonce=<base64>]` answers the
 //! `lucent/bundle/v1` JSON; `POST /v1/summarize` and `POST /v1/suggest` take an RFC 9458
 //! encapsulated request ([`lucent_verifier::encapsulation::MediaLabels::LUCENT_CVM`]) whose plaintext is
@@ -65,6 +69,10 @@ use lucent_verifier::privacy_pass::{
     decode_batch, encode_batch, request_token, IssuerInfo, IssuerPublicKey, Token, TokenChallenge,
     TokenError, TokenResponse, BATCH_REQUEST_MEDIA_TYPE, ISSUER_INFO_PATH, ISSUE_PATH, MAX_BATCH,
     TOKEN_RESPONSE_LEN, TOKEN_TYPE,
+};
+use lucent_verifier::published::{
+    cvm_path, Published, PublishedCvm, PublishedError, VerifiedPublished, GATEWAY_PATH,
+    ISSUER_PATH, MAX_PUBLISHED_BYTES,
 };
 use lucent_verifier::statement::{parse_unverified, verify_statement, Statement};
 use lucent_verifier::trust::TrustSettings;
@@ -128,6 +136,14 @@ pub enum ClientError {
         url: String,
         /// The failure.
         source: TokenError,
+    },
+    /// A file from the CDN did not verify (operator signature, log proof, witness quorum).
+    #[error("{url}: {source}")]
+    Published {
+        /// The file's URL.
+        url: String,
+        /// Why.
+        source: PublishedError,
     },
     /// The last seen checkpoint could not be read, verified or stored.
     #[error(transparent)]
@@ -814,6 +830,188 @@ impl Client {
                     .map_err(token_err)
             })
             .collect()
+    }
+
+    /// Fetches the JSON file at `path` under the CDN's `cdn_url` (size-limited).
+    async fn fetch_published<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        cdn_url: &str,
+        path: &str,
+    ) -> Result<(String, T), ClientError> {
+        let url = format!("{}{path}", cdn_url.trim_end_matches('/'));
+        let body = fetch(what, &url, self.http.get(&url), MAX_PUBLISHED_BYTES).await?;
+        let file = serde_json::from_slice(&body).map_err(|e| FetchError::Malformed {
+            what,
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok((url, file))
+    }
+
+    /// Verifies a published statement (operator signature, log proof, witness quorum).
+    fn verify_published(
+        &self,
+        url: &str,
+        file: &Published,
+    ) -> Result<VerifiedPublished, ClientError> {
+        file.verify(&self.config.trust)
+            .map_err(|source| ClientError::Published {
+                url: url.to_owned(),
+                source,
+            })
+    }
+
+    /// The `keyconfig` statement of a published file, valid at `now` and for `config`
+    /// (when given).
+    fn published_key_config(
+        &self,
+        url: &str,
+        file: &Published,
+        config: Option<&[u8]>,
+        now: u64,
+    ) -> Result<(HpkeKeyConfig, u64, u64), ClientError> {
+        let verified = self.verify_published(url, file)?;
+        let not_logged = |key_id, reason: String| ClientError::KeyConfigNotLogged {
+            url: url.to_owned(),
+            key_id,
+            reason,
+        };
+        let Statement::KeyConfig(k) = verified.signed.statement else {
+            return Err(not_logged(
+                0,
+                "the published statement is no key config".into(),
+            ));
+        };
+        if config.is_some_and(|c| c != k.config) {
+            return Err(not_logged(
+                k.key_id,
+                "the published statement logs another key config than the CVM's".into(),
+            ));
+        }
+        if now < k.not_before || now > k.not_after {
+            return Err(not_logged(
+                k.key_id,
+                format!(
+                    "its statement at index {} is valid from {} to {}, now is {now}",
+                    verified.index, k.not_before, k.not_after
+                ),
+            ));
+        }
+        let parsed =
+            HpkeKeyConfig::parse(&k.config).map_err(|source| ClientError::Encapsulation {
+                url: url.to_owned(),
+                source,
+            })?;
+        Ok((parsed, verified.index, k.not_after))
+    }
+
+    /// [`Client::gateway`] with the gateway's key config from a CDN ([`GATEWAY_PATH`]): the
+    /// file carries its own log proof, so neither the operator nor the log sees the fetch.
+    pub async fn gateway_from_cdn(
+        &self,
+        cdn_url: &str,
+        relay_url: &str,
+    ) -> Result<VerifiedGateway, ClientError> {
+        let (url, file) = self
+            .fetch_published::<Published>("gateway key config", cdn_url, GATEWAY_PATH)
+            .await?;
+        let (key_config, key_config_index, valid_until) =
+            self.published_key_config(&url, &file, None, now_unix())?;
+        Ok(VerifiedGateway {
+            relay_url: relay_url.trim_end_matches('/').to_owned(),
+            key_config,
+            key_config_index,
+            valid_until,
+        })
+    }
+
+    /// [`Client::issuer`] with the issuer's key from a CDN ([`ISSUER_PATH`]): logged, under a
+    /// witnessed checkpoint, valid now. Tokens are then fetched from `issuer_url`.
+    pub async fn issuer_from_cdn(
+        &self,
+        cdn_url: &str,
+        issuer_url: &str,
+    ) -> Result<VerifiedIssuer, ClientError> {
+        let (url, file) = self
+            .fetch_published::<Published>("issuer key", cdn_url, ISSUER_PATH)
+            .await?;
+        let verified = self.verify_published(&url, &file)?;
+        let now = now_unix();
+        let not_logged = |key_id: String, reason: String| ClientError::IssuerKeyNotLogged {
+            url: url.clone(),
+            key_id,
+            reason,
+        };
+        let Statement::Issuer(i) = verified.signed.statement else {
+            return Err(not_logged(
+                String::new(),
+                "the published statement is no issuer key".into(),
+            ));
+        };
+        if now < i.not_before || now > i.not_after {
+            return Err(not_logged(
+                hex::encode(i.public_key.key_id()),
+                format!(
+                    "its statement at index {} is valid from {} to {}, now is {now}",
+                    verified.index, i.not_before, i.not_after
+                ),
+            ));
+        }
+        Ok(VerifiedIssuer {
+            url: issuer_url.trim_end_matches('/').to_owned(),
+            name: i.name,
+            public_key: i.public_key,
+            index: verified.index,
+            valid_until: i.not_after,
+        })
+    }
+
+    /// [`Client::attest`] from a CDN: the CVM's published bundle ([`cvm_path`]`(key_id)`,
+    /// taken without a nonce) and its key config statement, both verified as `attest` does
+    /// (checkpoint signature and witness quorum, release inclusion, signature, validity,
+    /// evidence, policy, measurement, key binding; the key config logged and valid now).
+    /// Nobody is asked: the CVM and the log do not see the client. What it gives up: the
+    /// evidence is not fresh (no nonce; the key binding and the release's validity still
+    /// hold), revocations are those the bundle's checkpoint held (a revoked CVM closes
+    /// itself and refuses through the gateway), and the last seen checkpoint is neither
+    /// checked against nor updated (a split view needs the witness quorum's collusion).
+    pub async fn attest_from_cdn(
+        &self,
+        cdn_url: &str,
+        key_id: u8,
+    ) -> Result<VerifiedCvm, ClientError> {
+        let mut timings = AttestTimings::default();
+        let t = Instant::now();
+        let (url, file) = self
+            .fetch_published::<PublishedCvm>("published CVM", cdn_url, &cvm_path(key_id))
+            .await?;
+        timings.network += t.elapsed();
+        let t = Instant::now();
+        let bundle_err = |source| ClientError::Bundle {
+            url: url.clone(),
+            source,
+        };
+        let bundle = Bundle::decode(&file.bundle).map_err(bundle_err)?;
+        let now = now_unix();
+        let policy = BundlePolicy {
+            nonce: None,
+            ..self.config.policy.clone()
+        };
+        let verdict =
+            verify_bundle(&bundle, &self.config.trust, &policy, None, now).map_err(bundle_err)?;
+        let (key_config, key_config_index, key_config_not_after) =
+            self.published_key_config(&url, &file.keyconfig, Some(&verdict.key_config), now)?;
+        timings.verification += t.elapsed();
+        let valid_until = verdict.release.not_after.min(key_config_not_after);
+        Ok(VerifiedCvm {
+            url: file.url.trim_end_matches('/').to_owned(),
+            key_config,
+            verdict,
+            key_config_index,
+            timings,
+            valid_until,
+        })
     }
 
     /// The padded plaintext of a task request, sealed to a verified CVM that is still valid.

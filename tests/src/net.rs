@@ -27,6 +27,7 @@ use lucent_verifier::encapsulation::{
 };
 use lucent_verifier::key_release::weights::{self, WeightsKey, DEFAULT_CHUNK_SIZE};
 use lucent_verifier::note::NoteSigner;
+use lucent_verifier::published::Published;
 use lucent_verifier::snp::SnpTrust;
 use lucent_verifier::statement::{KeyConfig, Measurement, Platform, Release, Revoke, Statement};
 use lucent_verifier::tdx::TdxTrust;
@@ -250,6 +251,9 @@ pub struct Devnet {
     /// the logs for leaks want every line there is; benchmarks use `info`, the default).
     pub runtime_log: String,
     http: reqwest::blocking::Client,
+    /// Each statement published so far with its proof (as the log's `?wait` answer gave it):
+    /// what the operator puts on the CDN.
+    proofs: std::sync::Mutex<std::collections::HashMap<u64, Published>>,
 }
 
 /// A running CVM runtime.
@@ -286,6 +290,28 @@ pub struct IssuerProc {
     pub database: PathBuf,
     /// Its configuration file.
     pub config: PathBuf,
+}
+
+/// A running CDN (a static file server).
+pub struct CdnProc {
+    /// The process.
+    pub proc: Proc,
+    /// Its URL.
+    pub url: String,
+    /// The directory it serves.
+    pub root: PathBuf,
+}
+
+impl CdnProc {
+    /// Writes `bytes` at `path` (a URL path under the root).
+    pub fn put(&self, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let file = self.root.join(path.trim_start_matches('/'));
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(file, bytes)?;
+        Ok(())
+    }
 }
 
 /// A running relay.
@@ -486,6 +512,7 @@ impl Devnet {
             model_digest,
             runtime_log: "debug".into(),
             http,
+            proofs: Default::default(),
         })
     }
 
@@ -612,14 +639,103 @@ impl Devnet {
         let resp = self
             .http
             .post(format!("{}/v1/statements?wait=30", self.log_url))
-            .body(note)
+            .body(note.clone())
             .send()?;
         let status = resp.status();
         let body: serde_json::Value = resp.json()?;
         if status.as_u16() != 200 {
             bail!("publishing failed: HTTP {status}: {body}");
         }
-        body["index"].as_u64().context("no index in the answer")
+        let index = body["index"].as_u64().context("no index in the answer")?;
+        if let Some(proof) = body["tlog_proof"].as_str() {
+            self.proofs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(
+                    index,
+                    Published {
+                        statement: note,
+                        proof: proof.to_owned(),
+                    },
+                );
+        }
+        Ok(index)
+    }
+
+    /// The statement published at `index` with its proof: the CDN's file for it.
+    pub fn published(&self, index: u64) -> anyhow::Result<Published> {
+        self.proofs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&index)
+            .cloned()
+            .with_context(|| format!("no proof of the statement at index {index} was returned"))
+    }
+
+    /// Starts a CDN: a plain static file server (Python's `http.server`, as any static host
+    /// would do) over a directory of its own, which [`CdnProc::put`] fills.
+    pub fn start_cdn(&self, name: &str) -> anyhow::Result<CdnProc> {
+        let root = self.dir.path().join(name).join("www");
+        std::fs::create_dir_all(&root)?;
+        let port = free_port()?;
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(&root)
+            .arg(port.to_string());
+        let mut proc = Proc::spawn(cmd, &self.dir.path().join("logs"), name)?;
+        wait_tcp(port, &mut proc)?;
+        Ok(CdnProc {
+            proc,
+            url: format!("http://127.0.0.1:{port}"),
+            root,
+        })
+    }
+
+    /// Puts on `cdn` what the operator publishes there: the gateway's key config (logged at
+    /// `gateway_index`), the issuer's key (`issuer_index`), and each CVM's bundle (fetched
+    /// without a nonce) with its key config statement (logged at the index paired with it).
+    /// Returns the CVMs' key ids, which name their files.
+    pub fn fill_cdn(
+        &self,
+        cdn: &CdnProc,
+        gateway_index: u64,
+        issuer_index: u64,
+        cvms: &[(&RuntimeProc, u64)],
+    ) -> anyhow::Result<Vec<u8>> {
+        let mut key_ids = Vec::new();
+        cdn.put(
+            lucent_verifier::published::GATEWAY_PATH,
+            &serde_json::to_vec(&self.published(gateway_index)?)?,
+        )?;
+        cdn.put(
+            lucent_verifier::published::ISSUER_PATH,
+            &serde_json::to_vec(&self.published(issuer_index)?)?,
+        )?;
+        for (rt, keyconfig_index) in cvms {
+            let bundle = self
+                .http
+                .get(format!("{}/v1/attestation", rt.url))
+                .send()?
+                .error_for_status()?
+                .bytes()?
+                .to_vec();
+            let key_id = Bundle::decode(&bundle)
+                .ok()
+                .and_then(|b| HpkeKeyConfig::parse(&b.key_config).ok())
+                .context("the CVM's bundle has no key config")?
+                .key_id;
+            let file = lucent_verifier::published::PublishedCvm {
+                url: rt.url.clone(),
+                bundle,
+                keyconfig: self.published(*keyconfig_index)?,
+            };
+            cdn.put(
+                &lucent_verifier::published::cvm_path(key_id),
+                &serde_json::to_vec(&file)?,
+            )?;
+            key_ids.push(key_id);
+        }
+        Ok(key_ids)
     }
 
     /// Publishes a release of `config`'s measurement, valid for a day.

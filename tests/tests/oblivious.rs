@@ -5,9 +5,9 @@
 //! - a request sealed to the attested CVM and again to the logged gateway key, paid for with
 //!   an anonymous token from the issuer, sent from its own loopback address (127.0.0.2)
 //!   through the relay, gets the same answer as the direct path; that address appears in the
-//!   relay's output only (no output, database or file of the gateway, issuer, CVM, broker,
-//!   witness or log holds it), no party's output or file holds the request's or the answer's
-//!   text, and the issuer's stored records share no value with the gateway's;
+//!   relay's and the CDN's output only (no output, database or file of the gateway, issuer,
+//!   CVM, broker, witness or log holds it), no party's output or file holds the request's or
+//!   the answer's text, and the issuer's stored records share no value with the gateway's;
 //! - tokens: a double-spent token, a token under an expired issuer key, under an unlogged
 //!   issuer key (which the client refuses to fetch from), a forged token and a missing token
 //!   each get their own error from the gateway;
@@ -16,9 +16,9 @@
 //!   that is gone, a CVM that closed (revoked after the client verified it);
 //! - bad input to the gateway and the relay gets specific errors and both keep serving.
 //!
-//! Not yet on this path: the client still attests the CVM and reads the log directly (the
-//! static-file CDN for bundles, key configs and proofs is not built); so the attestation here
-//! runs from 127.0.0.1, and only the sealed requests from 127.0.0.2.
+//! The client of the first test takes everything it verifies from a CDN (a plain static file
+//! server: the CVM's bundle, the gateway's and the issuer's keys, each with its log proof),
+//! its tokens from the issuer and sends through the relay: nothing else sees its address.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::IpAddr;
@@ -42,14 +42,15 @@ fn client(net: &Devnet, name: &str, local: Option<IpAddr>) -> Client {
     Client::new(net.client_config(name, local).unwrap()).unwrap()
 }
 
-fn open_runtime(net: &Devnet, settings: &RuntimeSettings, name: &str) -> RuntimeProc {
+/// An open runtime, and the index of its logged key config.
+fn open_runtime(net: &Devnet, settings: &RuntimeSettings, name: &str) -> (RuntimeProc, u64) {
     let config = net.runtime_config(settings);
     net.publish_release_for(&config).expect("publish release");
     let mut rt = net.start_runtime(&config, name).expect("runtime");
     let status = net.wait_settled(&mut rt).expect("settled");
     assert_eq!(status["state"], "open", "{status} {}", rt.proc.output());
-    net.publish_keyconfig_of(&rt).expect("key config logged");
-    rt
+    let index = net.publish_keyconfig_of(&rt).expect("key config logged");
+    (rt, index)
 }
 
 /// Waits until the gateway has read the status of `n` CVMs.
@@ -91,34 +92,50 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn requests_through_the_relay_hide_the_client_and_the_text() {
     let net = Devnet::start(bins(), DevnetOptions::default()).expect("devnet");
-    let rt = open_runtime(&net, &RuntimeSettings::default(), "cvm");
+    let (rt, keyconfig_index) = open_runtime(&net, &RuntimeSettings::default(), "cvm");
     let issuer = net.start_issuer("issuer").unwrap();
-    net.publish_issuer(&issuer, now_unix() + 3600).unwrap();
+    let issuer_index = net.publish_issuer(&issuer, now_unix() + 3600).unwrap();
     let credential = net.add_account(&issuer, "ann", 5).unwrap();
     let gw = net
         .start_gateway(&[&rt.url], 200, "gateway", &[&issuer])
         .unwrap();
-    net.publish_gateway_keyconfig(&gw).unwrap();
+    let gateway_index = net.publish_gateway_keyconfig(&gw).unwrap();
     let relay = net.start_relay(&gw.url, "relay").unwrap();
+    let cdn = net.start_cdn("cdn").unwrap();
+    let key_ids = net
+        .fill_cdn(&cdn, gateway_index, issuer_index, &[(&rt, keyconfig_index)])
+        .unwrap();
     wait_routed(&net, &gw, 1);
 
-    // Attestation, tokens and the log reads (the CDN's part, not built yet) from 127.0.0.1.
-    let setup = client(&net, "setup", None);
+    // The client, from its own address, talks only to the CDN (the CVM's bundle, the
+    // gateway's and the issuer's keys, each with its log proof), the issuer (its account's
+    // tokens) and the relay.
     let tokio = tokio::runtime::Runtime::new().unwrap();
-    let cvm = tokio.block_on(setup.attest(&rt.url)).unwrap();
+    let asker = client(&net, "asker", Some(IpAddr::from(CLIENT_ADDRESS)));
+
+    let cvm = tokio
+        .block_on(asker.attest_from_cdn(&cdn.url, key_ids[0]))
+        .unwrap();
+    assert_eq!(cvm.key_config_index(), keyconfig_index);
     let gateway = tokio
-        .block_on(setup.gateway(&relay.url, &gw.key_config))
+        .block_on(asker.gateway_from_cdn(&cdn.url, &relay.url))
         .unwrap();
-    let verified_issuer = tokio.block_on(setup.issuer(&issuer.url)).unwrap();
+    assert_eq!(gateway.key_config_index(), gateway_index);
+    let verified_issuer = tokio
+        .block_on(asker.issuer_from_cdn(&cdn.url, &issuer.url))
+        .unwrap();
+    assert_eq!(verified_issuer.index(), issuer_index);
     let mut tokens = tokio
-        .block_on(setup.fetch_tokens(&verified_issuer, &credential, 2))
+        .block_on(asker.fetch_tokens(&verified_issuer, &credential, 2))
         .unwrap();
+    // The direct path, for comparison, from 127.0.0.1.
+    let setup = client(&net, "setup", None);
+    let direct_cvm = tokio.block_on(setup.attest(&rt.url)).unwrap();
 
     let mut c = [0u8; 12];
     OsRng.fill_bytes(&mut c);
     let canary = format!("CANARY{}", hex::encode(c));
     let text = format!("Ann: the code for the door is {canary}. Bob: thanks, see you at 5.");
-    let asker = client(&net, "asker", Some(IpAddr::from(CLIENT_ADDRESS)));
     let oblivious = tokio
         .block_on(asker.ask_oblivious(
             &gateway,
@@ -130,7 +147,7 @@ fn requests_through_the_relay_hide_the_client_and_the_text() {
         ))
         .unwrap();
     let direct = tokio
-        .block_on(setup.ask(&cvm, Task::Summarize, &text, Some(8)))
+        .block_on(setup.ask(&direct_cvm, Task::Summarize, &text, Some(8)))
         .unwrap();
     // Greedy decoding: the same request gives the same answer on either path.
     assert_eq!(oblivious.output, direct.output);
@@ -176,8 +193,11 @@ fn requests_through_the_relay_hide_the_client_and_the_text() {
     for f in &files {
         let bytes = std::fs::read(f).unwrap_or_default();
         let name = f.file_name().unwrap().to_string_lossy();
-        let relays = name.starts_with("relay") || f.parent().is_some_and(|d| d.ends_with("relay"));
-        if !relays {
+        // Only the relay and the CDN (static files, like any web host) see the client.
+        let sees_client = ["relay", "cdn"]
+            .iter()
+            .any(|p| name.starts_with(p) || f.ancestors().any(|d| d.ends_with(p)));
+        if !sees_client {
             assert!(
                 !contains(&bytes, address.as_bytes()),
                 "{} holds the client's address",
@@ -260,8 +280,8 @@ fn every_failure_names_its_party() {
         recheck_secs: 1,
         ..RuntimeSettings::default()
     };
-    let mut rt = open_runtime(&net, &settings, "cvm");
-    let other = open_runtime(
+    let (mut rt, _) = open_runtime(&net, &settings, "cvm");
+    let (other, _) = open_runtime(
         &net,
         &RuntimeSettings {
             label: "not behind the gateway".into(),
@@ -380,7 +400,7 @@ fn every_failure_names_its_party() {
 #[test]
 fn every_token_failure_has_its_own_error() {
     let net = Devnet::start(bins(), DevnetOptions::default()).expect("devnet");
-    let rt = open_runtime(&net, &RuntimeSettings::default(), "cvm");
+    let (rt, _) = open_runtime(&net, &RuntimeSettings::default(), "cvm");
     // Three keys of the one issuer name: logged for an hour, logged for a few seconds, and
     // never logged (an issuer singling someone out).
     let logged = net.start_issuer("issuer").unwrap();
@@ -552,7 +572,7 @@ fn declared(base: &str, len: usize) -> (u16, Option<String>) {
 #[test]
 fn bad_input_to_the_gateway_and_the_relay_gets_specific_errors() {
     let net = Devnet::start(bins(), DevnetOptions::default()).expect("devnet");
-    let rt = open_runtime(&net, &RuntimeSettings::default(), "cvm");
+    let (rt, _) = open_runtime(&net, &RuntimeSettings::default(), "cvm");
     let gw = net.start_gateway(&[&rt.url], 202, "gateway", &[]).unwrap();
     let mut relay = net.start_relay(&gw.url, "relay").unwrap();
     let http = net.http();

@@ -78,6 +78,7 @@ pub mod merkle;
 pub mod note;
 pub mod oblivious;
 pub mod privacy_pass;
+pub mod published;
 pub mod statement;
 pub mod tiles;
 pub mod tlog_proof;

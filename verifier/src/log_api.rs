@@ -598,7 +598,7 @@ mod opt_leaf_hex {
     }
 }
 
-mod bytes_b64 {
+pub(crate) mod bytes_b64 {
     use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
     use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
 

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use lucent_client::{Client, ClientConfig, Task};
+use lucent_client::{Client, Task};
 use lucent_tests::net::{now_unix, Bins, Devnet, DevnetOptions, RuntimeSettings};
 use lucent_verifier::bundle::{BundleStep, EvidenceVerdict};
 use lucent_verifier::encapsulation::MIN_REQUEST_BYTES;
@@ -176,13 +176,26 @@ fn run() -> anyhow::Result<()> {
         "relay   {} (a third party's) forwards to the gateway",
         relay.url
     ));
+    let cdn = net.start_cdn("cdn")?;
+    let key_ids = net.fill_cdn(&cdn, gw_index, issuer_index, &[(&rt, kc)])?;
+    step(format!(
+        "CDN     {} (a plain static file server) serves the CVM's bundle and the gateway's and \
+         issuer's keys, each with its log proof",
+        cdn.url
+    ));
 
-    println!("\n[3/5] a client verifies the CVM");
-    let client = Client::new(net.client_config("client", None)?)?;
+    println!(
+        "\n[3/5] a client at 127.0.0.2 verifies the CVM, the gateway's key and the issuer's key \
+         from the CDN"
+    );
+    // Everything the client does leaves from an address of its own: the CDN, the issuer (for
+    // its account's tokens) and the relay see it; the operator's gateway, CVM and log do not.
+    let client =
+        Client::new(net.client_config("client", Some(std::net::IpAddr::from([127, 0, 0, 2])))?)?;
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let cvm = tokio.block_on(client.attest(&rt.url))?;
-    let gateway = tokio.block_on(client.gateway(&relay.url, &gw.key_config))?;
-    let verified_issuer = tokio.block_on(client.issuer(&issuer.url))?;
+    let cvm = tokio.block_on(client.attest_from_cdn(&cdn.url, key_ids[0]))?;
+    let gateway = tokio.block_on(client.gateway_from_cdn(&cdn.url, &relay.url))?;
+    let verified_issuer = tokio.block_on(client.issuer_from_cdn(&cdn.url, &issuer.url))?;
     let mut tokens = tokio.block_on(client.fetch_tokens(&verified_issuer, &credential, 5))?;
     let v = cvm.verdict();
     for s in &v.checked {
@@ -243,14 +256,8 @@ fn run() -> anyhow::Result<()> {
          (only this client can open the answer)"
     );
     println!("{}\n", indent(SAMPLE));
-    // The request itself leaves from an address of its own; the verification above (the
-    // part a CDN will serve) came from 127.0.0.1.
-    let asker = Client::new(ClientConfig {
-        local_address: Some(std::net::IpAddr::from([127, 0, 0, 2])),
-        ..client.config().clone()
-    })?;
     let token = tokens.pop().context("the issuer gave no token")?;
-    let answer = tokio.block_on(asker.ask_oblivious(
+    let answer = tokio.block_on(client.ask_oblivious(
         &gateway,
         &cvm,
         token,
