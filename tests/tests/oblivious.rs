@@ -213,6 +213,39 @@ fn requests_through_the_relay_hide_the_client_and_the_text() {
         }
     }
 
+    // A CDN that serves a forged key config (one the log does not hold, under the real
+    // proof) or another statement than the one asked for is caught before anything is sent.
+    let mut forged = net.published(gateway_index).unwrap();
+    let other_key =
+        lucent_verifier::statement::Statement::KeyConfig(lucent_verifier::statement::KeyConfig {
+            key_id: 200,
+            config: lucent_verifier::encapsulation::KeyPair::generate(200, &mut OsRng)
+                .key_config_bytes(),
+            not_before: 0,
+            not_after: now_unix() + 3600,
+        });
+    forged.statement = other_key.sign(&net.operator).unwrap();
+    cdn.put(
+        lucent_verifier::published::GATEWAY_PATH,
+        &serde_json::to_vec(&forged).unwrap(),
+    )
+    .unwrap();
+    match tokio.block_on(asker.gateway_from_cdn(&cdn.url, &relay.url)) {
+        Err(ClientError::Published { url, .. }) => assert!(url.ends_with("gateway.json"), "{url}"),
+        other => panic!("a forged gateway key config was accepted: {other:?}"),
+    }
+    cdn.put(
+        lucent_verifier::published::GATEWAY_PATH,
+        &serde_json::to_vec(&net.published(issuer_index).unwrap()).unwrap(),
+    )
+    .unwrap();
+    match tokio.block_on(asker.gateway_from_cdn(&cdn.url, &relay.url)) {
+        Err(ClientError::KeyConfigNotLogged { reason, .. }) => {
+            assert!(reason.contains("no key config"), "{reason}")
+        }
+        other => panic!("an issuer statement was taken for a key config: {other:?}"),
+    }
+
     // Unlinkability: nothing the issuer stored is anything the gateway stored.
     let issuer_values = stored_values(&tokio, &issuer.database);
     let gateway_values = stored_values(&tokio, &net.dir.path().join("gateway/spent.db"));

@@ -107,3 +107,152 @@ impl Published {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::checkpoint::{Checkpoint, LogKey};
+    use crate::cosignature::{WitnessPolicy, WitnessSigner};
+    use crate::merkle::{MemoryTree, TreeSize};
+    use crate::note::{append_signatures, NoteSigner};
+    use crate::statement::{KeyConfig, Statement};
+
+    struct Fixture {
+        trust: TrustSettings,
+        file: Published,
+        log: NoteSigner,
+        witness: WitnessSigner,
+    }
+
+    /// A log of three entries whose middle one is an operator's key config statement, and
+    /// the file for it under a witnessed checkpoint.
+    fn fixture() -> Fixture {
+        let mut rng = rand_core::OsRng;
+        let log = NoteSigner::generate(&mut rng, "log.example").unwrap();
+        let operator = NoteSigner::generate(&mut rng, "operator.example").unwrap();
+        let witness = WitnessSigner::generate(&mut rng, "witness.example").unwrap();
+        let statement = Statement::KeyConfig(KeyConfig {
+            key_id: 3,
+            config: vec![3, 0, 32, 1, 2],
+            not_before: 1,
+            not_after: 2,
+        })
+        .sign(&operator)
+        .unwrap();
+        let mut tree = MemoryTree::new();
+        for e in [&b"first"[..], &statement, b"third"] {
+            tree.push_entry(e);
+        }
+        let file = Published::new(statement, &proof_for(&tree, 1, &log, &witness));
+        let trust = TrustSettings {
+            log: LogKey::new(log.verifier_key()),
+            witnesses: WitnessPolicy::new(vec![witness.witness_key()], 1).unwrap(),
+            operators: vec![operator.verifier_key()],
+            snp: crate::snp::SnpTrust::amd(),
+            tdx: crate::tdx::TdxTrust::intel(),
+            amd_crls: Default::default(),
+            revoked: Vec::new(),
+        };
+        Fixture {
+            trust,
+            file,
+            log,
+            witness,
+        }
+    }
+
+    fn proof_for(
+        tree: &MemoryTree,
+        index: u64,
+        log: &NoteSigner,
+        witness: &WitnessSigner,
+    ) -> TlogProof {
+        let size = tree.size().0;
+        let cp = Checkpoint {
+            origin: "log.example".into(),
+            size: TreeSize(size),
+            root: tree.root(),
+            extension: String::new(),
+        };
+        let note = cp.sign(log).unwrap();
+        let note = append_signatures(&note, &[witness.cosign(&cp.to_text().unwrap(), 9)]).unwrap();
+        TlogProof {
+            extra: None,
+            index,
+            hashes: tree.prove_inclusion(index, size).unwrap().hashes,
+            checkpoint: note,
+        }
+    }
+
+    #[test]
+    fn a_published_statement_verifies_and_round_trips_as_json() {
+        let f = fixture();
+        let v = f.file.verify(&f.trust).unwrap();
+        assert_eq!(v.index, 1);
+        assert_eq!(v.checkpoint.checkpoint().size.0, 3);
+        assert!(matches!(v.signed.statement, Statement::KeyConfig(_)));
+        let json = serde_json::to_vec(&f.file).unwrap();
+        assert_eq!(serde_json::from_slice::<Published>(&json).unwrap(), f.file);
+    }
+
+    #[test]
+    fn every_forgery_is_refused_by_name() {
+        let f = fixture();
+        // Another operator's statement.
+        let mut other = f.trust.clone();
+        other.operators = vec![
+            NoteSigner::generate(&mut rand_core::OsRng, "operator.example")
+                .unwrap()
+                .verifier_key(),
+        ];
+        assert!(matches!(
+            f.file.verify(&other),
+            Err(PublishedError::Statement(_))
+        ));
+        // A statement changed after signing.
+        let mut changed = f.file.clone();
+        let at = changed.statement.len() / 3;
+        changed.statement[at] ^= 1;
+        assert!(matches!(
+            changed.verify(&f.trust),
+            Err(PublishedError::Statement(_))
+        ));
+        // The proof of another index (an honest statement not at the position claimed).
+        let mut tree = MemoryTree::new();
+        for e in [&b"first"[..], &f.file.statement, b"third"] {
+            tree.push_entry(e);
+        }
+        let wrong_index = Published::new(
+            f.file.statement.clone(),
+            &proof_for(&tree, 2, &f.log, &f.witness),
+        );
+        assert!(matches!(
+            wrong_index.verify(&f.trust),
+            Err(PublishedError::Proof(TlogProofError::Inclusion { .. }))
+        ));
+        // A checkpoint no witness cosigned.
+        let mut unwitnessed = proof_for(&tree, 1, &f.log, &f.witness);
+        let cp = Checkpoint {
+            origin: "log.example".into(),
+            size: TreeSize(3),
+            root: tree.root(),
+            extension: String::new(),
+        };
+        unwitnessed.checkpoint = cp.sign(&f.log).unwrap();
+        let file = Published::new(f.file.statement.clone(), &unwitnessed);
+        assert!(matches!(
+            file.verify(&f.trust),
+            Err(PublishedError::Proof(TlogProofError::Checkpoint(_)))
+        ));
+        // Not a proof at all.
+        let garbage = Published {
+            statement: f.file.statement.clone(),
+            proof: "c2sp.org/tlog-proof@v1\nindex x\n\n".into(),
+        };
+        assert!(matches!(
+            garbage.verify(&f.trust),
+            Err(PublishedError::Proof(TlogProofError::Malformed(_)))
+        ));
+    }
+}

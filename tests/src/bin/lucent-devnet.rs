@@ -210,7 +210,9 @@ fn run() -> anyhow::Result<()> {
                 net.witness_keys().len()
             ),
             BundleStep::LastSeenConsistency => {
-                format!("consistent with the last seen checkpoint ({:?})", v.update)
+                "no last seen checkpoint kept for CDN files: a split view would need the \
+                 witnesses' collusion"
+                    .into()
             }
             BundleStep::Inclusion => format!(
                 "release is included at index {} (RFC 6962 proof)",
@@ -231,7 +233,9 @@ fn run() -> anyhow::Result<()> {
             },
             BundleStep::MeasurementMatch => "evidence measurement equals the release's".into(),
             BundleStep::KeyBinding => {
-                "report data binds the CVM's HPKE key and this client's nonce".into()
+                "report data binds the CVM's HPKE key (a published bundle carries no client \
+                 nonce: the logged release and key config bound how long it holds)"
+                    .into()
             }
         });
     }
