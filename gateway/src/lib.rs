@@ -124,20 +124,7 @@ fn default_cvm_timeout() -> u64 {
     120_000
 }
 
-/// Why the configuration or the key cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read or parsed.
-    #[error(transparent)]
-    File(#[from] lucent_service::config_file::ConfigFileError),
-    /// A setting is out of range.
-    #[error("{0}")]
-    Invalid(String),
-    /// A key file cannot be used.
-    #[error(transparent)]
-    KeyFile(#[from] lucent_service::secret_file::SecretFileError),
-}
+pub use lucent_service::config_file::ConfigError;
 
 impl GatewayConfig {
     /// Reads, parses and checks the file.

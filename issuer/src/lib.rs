@@ -87,23 +87,7 @@ fn default_daily_limit() -> u64 {
     100
 }
 
-/// Why the configuration, the key or the database cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read or parsed.
-    #[error(transparent)]
-    File(#[from] lucent_service::config_file::ConfigFileError),
-    /// A setting is out of range.
-    #[error("{0}")]
-    Invalid(String),
-    /// The key file cannot be used.
-    #[error(transparent)]
-    KeyFile(#[from] lucent_service::secret_file::SecretFileError),
-    /// The database cannot be opened.
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
+pub use lucent_service::config_file::ConfigError;
 
 /// Whether `name` is a valid issuer or account name: 1 to `max` of `[A-Za-z0-9._+-]`.
 fn valid_name(name: &str, max: usize) -> bool {

@@ -75,17 +75,7 @@ fn default_gateway_timeout() -> u64 {
     120_000
 }
 
-/// Why the configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read or parsed.
-    #[error(transparent)]
-    File(#[from] lucent_service::config_file::ConfigFileError),
-    /// A setting is out of range.
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use lucent_service::config_file::ConfigError;
 
 impl RelayConfig {
     /// Reads, parses and checks the file.

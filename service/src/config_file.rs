@@ -93,3 +93,22 @@ mod tests {
         assert_eq!(read::<Settings>(&path).unwrap().listen, "127.0.0.1:1");
     }
 }
+
+/// Why a service's configuration cannot be used: the one error of the relay, the gateway and
+/// the issuer at start-up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read or parsed.
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
+    /// A setting is out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// A key file cannot be used.
+    #[error(transparent)]
+    KeyFile(#[from] crate::secret_file::SecretFileError),
+    /// The database cannot be opened.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}

@@ -578,6 +578,19 @@ impl<'a> Fields<'a> {
         })
     }
 
+    /// `not-before` and `not-after`, a non-empty window.
+    fn validity(&mut self) -> Result<(u64, u64), StatementError> {
+        let not_before = self.number("not-before")?;
+        let not_after = self.number("not-after")?;
+        if not_before > not_after {
+            return Err(StatementError::EmptyValidity {
+                not_before,
+                not_after,
+            });
+        }
+        Ok((not_before, not_after))
+    }
+
     fn number(&mut self, key: &'static str) -> Result<u64, StatementError> {
         let v = self.next(key)?;
         parse_decimal(key, v)
@@ -739,14 +752,7 @@ pub fn parse_text(text: &[u8]) -> Result<Statement, StatementError> {
                     why: format!("want 1 to {MAX_KEY_CONFIG_BYTES} bytes"),
                 });
             }
-            let not_before = f.number("not-before")?;
-            let not_after = f.number("not-after")?;
-            if not_before > not_after {
-                return Err(StatementError::EmptyValidity {
-                    not_before,
-                    not_after,
-                });
-            }
+            let (not_before, not_after) = f.validity()?;
             Statement::KeyConfig(KeyConfig {
                 key_id,
                 config,
@@ -769,14 +775,7 @@ pub fn parse_text(text: &[u8]) -> Result<Statement, StatementError> {
                     key: "public-key",
                     why: e.to_string(),
                 })?;
-            let not_before = f.number("not-before")?;
-            let not_after = f.number("not-after")?;
-            if not_before > not_after {
-                return Err(StatementError::EmptyValidity {
-                    not_before,
-                    not_after,
-                });
-            }
+            let (not_before, not_after) = f.validity()?;
             Statement::Issuer(Issuer {
                 name,
                 public_key,
