@@ -9,8 +9,9 @@
 //!   CVM, broker, witness or log holds it), no party's output or file holds the request's or
 //!   the answer's text, and the issuer's stored records share no value with the gateway's;
 //! - tokens: a double-spent token, a token under an expired issuer key, under an unlogged
-//!   issuer key (which the client refuses to fetch from), a forged token and a missing token
-//!   each get their own error from the gateway;
+//!   issuer key (which the client refuses to fetch from), for another challenge, a forged
+//!   token and a missing token each get their own error from the gateway; the spent tokens
+//!   of an expired key are deleted;
 //! - failure paths, each named by its party: an unlogged gateway key config (refused before
 //!   anything is sent), relay down, gateway down, a CVM the gateway does not route, a CVM
 //!   that is gone, a CVM that closed (revoked after the client verified it);
@@ -440,7 +441,7 @@ fn every_token_failure_has_its_own_error() {
     let short = net.start_issuer("issuer-short").unwrap();
     let unlogged = net.start_issuer("issuer-unlogged").unwrap();
     net.publish_issuer(&logged, now_unix() + 3600).unwrap();
-    let short_until = now_unix() + 4;
+    let short_until = now_unix() + 8;
     net.publish_issuer(&short, short_until).unwrap();
     let gw = net
         .start_gateway(&[&rt.url], 203, "gateway", &[&logged, &short, &unlogged])
@@ -459,11 +460,14 @@ fn every_token_failure_has_its_own_error() {
             .block_on(c.fetch_tokens(&verified, &credential, n))
             .unwrap()
     };
-    let mut short_tokens = fetch(&short, 1);
+    let mut short_tokens = fetch(&short, 2);
     let mut tokens = fetch(&logged, 3);
     let ask = |token| {
         tokio.block_on(c.ask_oblivious(&gateway, &cvm, token, Task::Summarize, "hi", Some(2)))
     };
+    // A token under the short-lived key, spent while the key is valid (its row is deleted
+    // once the key expires, below).
+    ask(short_tokens.pop().unwrap()).expect("a token under a valid key");
 
     // The client refuses to fetch tokens under a key it cannot find logged.
     match tokio.block_on(c.issuer(&unlogged.url)) {
@@ -492,32 +496,19 @@ fn every_token_failure_has_its_own_error() {
     );
 
     // Tokens under the unlogged key (fetched by a client that skipped the check): refused.
-    let key = lucent_verifier::privacy_pass::IssuerPublicKey::parse(
-        &hex::decode(&unlogged.info.public_key).unwrap(),
-    )
-    .unwrap();
-    let challenge = lucent_verifier::privacy_pass::TokenChallenge::for_issuer(&unlogged.info.name);
-    let (request, pending) =
-        lucent_verifier::privacy_pass::request_token(&key, &challenge, &mut OsRng).unwrap();
-    let credential = net.add_account(&unlogged, "mallory", 1).unwrap();
-    let answer = net
-        .http()
-        .post(format!("{}/v1/token-requests", unlogged.url))
-        .bearer_auth(credential)
-        .header(
-            "content-type",
-            lucent_verifier::privacy_pass::BATCH_REQUEST_MEDIA_TYPE,
-        )
-        .body(lucent_verifier::privacy_pass::encode_batch(&[request.encode()]).unwrap())
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap();
-    let response = lucent_verifier::privacy_pass::TokenResponse::decode(&answer[2..]).unwrap();
-    let e = ask(pending.finalize(&response).unwrap()).unwrap_err();
+    let unlogged_token = raw_token(&net, &unlogged, &unlogged.info.name);
+    let e = ask(unlogged_token).unwrap_err();
     assert_eq!(
         party_code(&e),
         (ErrorSource::Gateway, "issuer_key_not_logged".into()),
+        "{e}"
+    );
+
+    // A token under the logged key for another challenge (another issuer's name).
+    let e = ask(raw_token(&net, &logged, "another.issuer")).unwrap_err();
+    assert_eq!(
+        party_code(&e),
+        (ErrorSource::Gateway, "wrong_challenge".into()),
         "{e}"
     );
 
@@ -568,10 +559,63 @@ fn every_token_failure_has_its_own_error() {
         other => panic!("a request without a token was answered: {other:?}"),
     }
 
-    // The gateway stored the two redeemed tokens and nothing for the refused ones.
-    let spent = stored_values(&tokio, &net.dir.path().join("gateway/spent.db"));
-    assert_eq!(spent.len(), 2, "one key id and one nonce: {spent:?}");
+    // The gateway stored the redeemed tokens and nothing for the refused ones; the row of
+    // the expired key goes at its next read of the log (the store is bounded by rotation).
+    let short_key = hex::encode(
+        lucent_verifier::privacy_pass::IssuerPublicKey::parse(
+            &hex::decode(&short.info.public_key).unwrap(),
+        )
+        .unwrap()
+        .key_id(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let spent = loop {
+        let spent = stored_values(&tokio, &net.dir.path().join("gateway/spent.db"));
+        if !spent.contains(&short_key) {
+            break spent;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the expired key's spent tokens were kept"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(
+        spent.len(),
+        2,
+        "the logged key's id and one nonce: {spent:?}"
+    );
     drop(gw);
+}
+
+/// A token from `issuer` for the challenge of `issuer_name`, fetched as a client that checks
+/// nothing would (a new account, the issuer's HTTP API, the key as the issuer states it).
+fn raw_token(
+    net: &Devnet,
+    issuer: &IssuerProc,
+    issuer_name: &str,
+) -> lucent_verifier::privacy_pass::Token {
+    use lucent_verifier::privacy_pass as pp;
+    let key = pp::IssuerPublicKey::parse(&hex::decode(&issuer.info.public_key).unwrap()).unwrap();
+    let challenge = pp::TokenChallenge::for_issuer(issuer_name);
+    let (request, pending) = pp::request_token(&key, &challenge, &mut OsRng).unwrap();
+    let mut tag = [0u8; 4];
+    OsRng.fill_bytes(&mut tag);
+    let credential = net
+        .add_account(issuer, &format!("raw-{}", hex::encode(tag)), 1)
+        .unwrap();
+    let answer = net
+        .http()
+        .post(format!("{}/v1/token-requests", issuer.url))
+        .bearer_auth(credential)
+        .header("content-type", pp::BATCH_REQUEST_MEDIA_TYPE)
+        .body(pp::encode_batch(&[request.encode()]).unwrap())
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let response = pp::TokenResponse::decode(&answer[2..]).unwrap();
+    pending.finalize(&response).unwrap()
 }
 
 /// Sends only the headers of a request declaring a `len`-byte body; the status and the
