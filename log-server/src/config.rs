@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use lucent_service::config_file::{self, ConfigFileError};
+use lucent_service::config_file;
 use serde::Deserialize;
 
 use crate::sequencer::BatchConfig;
@@ -139,17 +139,7 @@ pub struct ServeArgs {
     pub dangerous_no_rate_limit: bool,
 }
 
-/// Why the configuration is unusable.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The config file could not be read or parsed.
-    #[error(transparent)]
-    File(#[from] ConfigFileError),
-    /// An option is out of range.
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use lucent_service::config_file::ConfigError;
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -293,6 +283,7 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lucent_service::config_file::ConfigFileError;
 
     #[test]
     fn flags_override_file_and_defaults_apply() {
