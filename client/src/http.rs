@@ -385,11 +385,7 @@ impl Client {
             .timeout(config.timeout)
             .local_address(config.local_address)
             .build()
-            .map_err(|e| FetchError::Http {
-                what: "client set-up",
-                url: String::new(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| FetchError::from_reqwest("client set-up", "", &e))?;
         let log = LogClient::new(http.clone(), &config.log_url);
         Ok(Client { http, log, config })
     }

@@ -31,6 +31,9 @@ pub enum FetchError {
         url: String,
         /// Why.
         reason: String,
+        /// Whether the client's time limit ran out (as opposed to a refused or broken
+        /// connection).
+        timed_out: bool,
     },
     /// The answer is larger than the reader accepts.
     #[error("{what} {url}: answer larger than {limit} bytes")]
@@ -68,6 +71,18 @@ pub enum FetchError {
     },
 }
 
+impl FetchError {
+    /// The [`FetchError::Http`] of a failed request or read of `what` at `url`.
+    pub fn from_reqwest(what: &'static str, url: &str, e: &reqwest::Error) -> Self {
+        FetchError::Http {
+            what,
+            url: url.to_owned(),
+            reason: e.to_string(),
+            timed_out: e.is_timeout(),
+        }
+    }
+}
+
 /// Reads a whole answer body, whatever its status, at most `limit` bytes.
 pub async fn read_body(
     what: &'static str,
@@ -87,11 +102,11 @@ pub async fn read_body(
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| FetchError::Http {
-        what,
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| FetchError::from_reqwest(what, url, &e))?
+    {
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -136,11 +151,10 @@ pub async fn fetch(
     request: reqwest::RequestBuilder,
     limit: usize,
 ) -> Result<Vec<u8>, FetchError> {
-    let resp = request.send().await.map_err(|e| FetchError::Http {
-        what,
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| FetchError::from_reqwest(what, url, &e))?;
     read_limited(what, url, resp, limit).await
 }
 

@@ -450,9 +450,9 @@ impl Gateway {
             Err(lucent_client::FetchError::TooLarge { limit, .. }) => {
                 return bad_cvm_answer(format!("larger than {limit} bytes"))
             }
-            Err(lucent_client::FetchError::Http { reason, .. }) if reason.contains("timed out") => {
-                return self.cvm_timeout()
-            }
+            Err(lucent_client::FetchError::Http {
+                timed_out: true, ..
+            }) => return self.cvm_timeout(),
             Err(e) => return bad_cvm_answer(e.to_string()),
         };
         if !media_ok {

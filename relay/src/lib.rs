@@ -329,9 +329,9 @@ impl Relay {
                 lucent_client::FetchError::TooLarge { limit, .. } => {
                     RelayError::BadGatewayAnswer(format!("larger than {limit} bytes"))
                 }
-                lucent_client::FetchError::Http { reason, .. } if reason.contains("timed out") => {
-                    RelayError::GatewayTimeout(self.timeout_ms)
-                }
+                lucent_client::FetchError::Http {
+                    timed_out: true, ..
+                } => RelayError::GatewayTimeout(self.timeout_ms),
                 _ => RelayError::GatewayUnreachable,
             })?;
         Ok((status, body, HeaderValue::from_static(want)))
