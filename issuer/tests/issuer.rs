@@ -136,6 +136,11 @@ async fn issuance(database_url: &str) {
 
     // Bad input: each its own error, and the count stays at 4.
     let (good, _) = s.requests(2).await;
+    // The credential with its secret's last digit changed (to another digit, whatever it was).
+    let wrong_secret = {
+        let (head, last) = credential.split_at(credential.len() - 1);
+        format!("{head}{}", if last == "0" { "1" } else { "0" })
+    };
     /// Credential, content type, body, and the answer expected.
     type Case<'a> = (Option<String>, &'a str, Vec<u8>, (u16, &'a str));
     let cases: Vec<Case> = vec![
@@ -146,7 +151,7 @@ async fn issuance(database_url: &str) {
             (401, "unauthenticated"),
         ),
         (
-            Some(format!("{}0", &credential[..credential.len() - 1])),
+            Some(wrong_secret.clone()),
             BATCH_REQUEST_MEDIA_TYPE,
             good.clone(),
             (401, "unauthenticated"),
