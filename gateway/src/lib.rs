@@ -174,6 +174,13 @@ impl GatewayConfig {
                     "[tokens] follow_every_secs must be positive".into(),
                 ))
             }
+            (Some(t), false) if !lucent_verifier::statement::is_token(&t.issuer_name) => {
+                return Err(ConfigError::Invalid(format!(
+                    "[tokens] issuer_name {:?} can be no logged issuer's name \
+                     (1 to 64 of [A-Za-z0-9._+-])",
+                    t.issuer_name
+                )))
+            }
             _ => {}
         }
         Ok(())

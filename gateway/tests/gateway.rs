@@ -224,6 +224,12 @@ fn configuration_is_checked() {
             "unknown field",
         ),
         ("cvms = [\"http://x\"]\n", "no [tokens] table"),
+        (
+            "cvms = [\"http://x\"]\n[tokens]\nissuer_name = \"issuer name\"\n\
+             issuer_key_files = [\"k\"]\nspent_database_url = \"sqlite::memory:\"\n\
+             log_url = \"http://x\"\n[tokens.trust]\nlog_key = \"x\"\n",
+            "can be no logged issuer's name",
+        ),
     ] {
         std::fs::write(
             &path,

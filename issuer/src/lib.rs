@@ -39,16 +39,15 @@ use lucent_verifier::log_api::ErrorBody;
 use lucent_verifier::privacy_pass::{
     decode_batch, encode_batch, IssuerInfo, IssuerKey, TokenError, TokenRequest,
     BATCH_REQUEST_MEDIA_TYPE, BATCH_RESPONSE_MEDIA_TYPE, ISSUER_INFO_PATH, ISSUE_PATH, MAX_BATCH,
-    MAX_ISSUER_NAME_LEN, TOKEN_REQUEST_LEN, TOKEN_TYPE,
+    TOKEN_REQUEST_LEN, TOKEN_TYPE,
 };
+use lucent_verifier::statement::{is_token, MAX_TOKEN_LEN};
 use rand_core::{OsRng, RngCore as _};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 /// Length of the issuer key's seed file (RFC 9578 §5.5 `DeriveKeyPair` seed).
 pub const SEED_LEN: usize = 48;
-/// Longest account name.
-pub const MAX_ACCOUNT_LEN: usize = 64;
 /// Largest batch body.
 pub const MAX_BATCH_BYTES: usize = 2 + MAX_BATCH * TOKEN_REQUEST_LEN;
 
@@ -89,15 +88,6 @@ fn default_daily_limit() -> u64 {
 
 pub use lucent_service::config_file::ConfigError;
 
-/// Whether `name` is a valid issuer or account name: 1 to `max` of `[A-Za-z0-9._+-]`.
-fn valid_name(name: &str, max: usize) -> bool {
-    !name.is_empty()
-        && name.len() <= max
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
-}
-
 impl IssuerConfig {
     /// Reads, parses and checks the file.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
@@ -111,9 +101,9 @@ impl IssuerConfig {
         self.http
             .check()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        if !valid_name(&self.name, MAX_ISSUER_NAME_LEN.min(64)) {
+        if !is_token(&self.name) {
             return Err(ConfigError::Invalid(format!(
-                "name {:?}: want 1 to 64 of [A-Za-z0-9._+-]",
+                "name {:?}: want 1 to {MAX_TOKEN_LEN} of [A-Za-z0-9._+-] (it is logged as is)",
                 self.name
             )));
         }
@@ -245,9 +235,9 @@ impl Accounts {
     /// Adds an account with `daily_limit` tokens a day; its credential
     /// (`<account>.<secret>`), shown once: only the secret's hash is kept.
     pub async fn add(&self, account: &str, daily_limit: u64) -> Result<String, ConfigError> {
-        if !valid_name(account, MAX_ACCOUNT_LEN) {
+        if !is_token(account) {
             return Err(ConfigError::Invalid(format!(
-                "account {account:?}: want 1 to {MAX_ACCOUNT_LEN} of [A-Za-z0-9._+-]"
+                "account {account:?}: want 1 to {MAX_TOKEN_LEN} of [A-Za-z0-9._+-]"
             )));
         }
         if daily_limit == 0 || daily_limit > i64::MAX as u64 {
@@ -274,11 +264,13 @@ impl Accounts {
         Ok(format!("{account}.{secret}"))
     }
 
-    /// The account a credential names, and its daily limit, if the secret matches.
+    /// The account a credential (`<account>.<secret>`) names, and its daily limit, if the
+    /// secret matches. The secret is hex, so the last dot separates it from an account name
+    /// that may hold dots itself.
     pub async fn authenticate(&self, credential: &str) -> Result<(String, u64), IssueError> {
         let (account, secret) = credential
-            .split_once('.')
-            .filter(|(a, s)| valid_name(a, MAX_ACCOUNT_LEN) && s.len() == 64)
+            .rsplit_once('.')
+            .filter(|(a, s)| is_token(a) && s.len() == 64)
             .ok_or(IssueError::Unauthenticated)?;
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT secret_hash, daily_limit FROM accounts WHERE account = $1")

@@ -272,3 +272,49 @@ async fn issuance_on_postgres() {
     };
     issuance(&url).await;
 }
+
+#[test]
+fn configuration_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("issuer.toml");
+    let base = "listen = \"127.0.0.1:0\"\nkey_file = \"k\"\ndatabase_url = \"sqlite::memory:\"\n";
+    for (text, want) in [
+        ("name = \"issuer example\"\n", "want 1 to 64"),
+        (&*format!("name = \"{}\"\n", "a".repeat(65)), "want 1 to 64"),
+        (
+            "name = \"i\"\ndefault_daily_limit = 0\n",
+            "must be positive",
+        ),
+        ("name = \"i\"\nlog_requests = true\n", "unknown field"),
+    ] {
+        std::fs::write(&path, format!("{base}{text}")).unwrap();
+        let e = lucent_issuer::IssuerConfig::read(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{text}: {e}");
+    }
+    std::fs::write(&path, format!("{base}name = \"issuer.example\"\n")).unwrap();
+    assert_eq!(
+        lucent_issuer::IssuerConfig::read(&path)
+            .unwrap()
+            .default_daily_limit,
+        100
+    );
+}
+
+#[tokio::test]
+async fn account_names_are_statement_tokens() {
+    let accounts = Accounts::open("sqlite::memory:").await.unwrap();
+    for bad in ["", "has space", &"a".repeat(65)] {
+        assert!(accounts.add(bad, 5).await.is_err(), "{bad:?} accepted");
+    }
+    assert!(
+        accounts.add("ok.name-1", 0).await.is_err(),
+        "a zero limit accepted"
+    );
+    let credential = accounts.add("ok.name-1", 5).await.unwrap();
+    assert_eq!(
+        accounts.authenticate(&credential).await.unwrap(),
+        ("ok.name-1".to_owned(), 5)
+    );
+}

@@ -61,8 +61,6 @@ pub const BATCH_REQUEST_MEDIA_TYPE: &str = "application/lucent-token-requests";
 pub const BATCH_RESPONSE_MEDIA_TYPE: &str = "application/lucent-token-responses";
 /// Most tokens one batch may ask for.
 pub const MAX_BATCH: usize = 100;
-/// Longest issuer name.
-pub const MAX_ISSUER_NAME_LEN: usize = 255;
 /// The `DeriveKeyPair` info of issuer keys (RFC 9578 §5.5).
 const KEY_INFO: &[u8] = b"PrivacyPass";
 

@@ -598,11 +598,7 @@ impl<'a> Fields<'a> {
 
     fn token(&mut self, key: &'static str) -> Result<String, StatementError> {
         let v = self.next(key)?;
-        if v.len() > MAX_TOKEN_LEN
-            || !v
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
-        {
+        if !is_token(v) {
             return Err(StatementError::BadValue {
                 key,
                 why: format!("want 1 to {MAX_TOKEN_LEN} of [A-Za-z0-9._+-]"),
@@ -667,6 +663,15 @@ fn measurement(f: &mut Fields<'_>) -> Result<Measurement, StatementError> {
     let platform = Platform::parse(f.next("platform")?)?;
     let bytes = f.hex_exact("measurement", platform.measurement_len())?;
     Measurement::new(platform, &bytes)
+}
+
+/// Whether `v` is a statement token (a version, a name): 1 to [`MAX_TOKEN_LEN`] of
+/// `[A-Za-z0-9._+-]`. Services check names they will publish (an issuer's) with it.
+pub fn is_token(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= MAX_TOKEN_LEN
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
 }
 
 /// Parses the text of a statement note (type line, fields; ends in a newline).
