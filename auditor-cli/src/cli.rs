@@ -3,13 +3,14 @@
 //! 2 could not check, 64 usage. `main.rs` only calls [`main`], so that the end-to-end tests
 //! can build the same command into a binary of their own without compiling it twice.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::audit::{self, Auditor, ConsistencyArgs, Report, Target, Trust};
 use crate::error::Outcome;
 use crate::fetch::LogClient;
+use crate::image;
 use crate::measure::{self, MeasureInputs};
 use crate::monitor::{self, MonitorOptions};
 use crate::publish::{self, ReleaseInput};
@@ -79,6 +80,19 @@ enum Command {
     #[command(after_help = example!(r#"lucent-auditor measure --ovmf OVMF.amdsev.fd --kernel vmlinuz --initrd initrd.img \
       --append "console=ttyS0" --vcpus 4 --vcpu-type EPYC-Milan --release release.note"#))]
     Measure(MeasureArgs),
+    /// Build a CVM image (initrd, manifest and launch measurement) from a runtime binary, its
+    /// configuration and the pinned kernel and firmware; `scripts/build-image.sh` builds the
+    /// runtime reproducibly and calls this.
+    #[command(subcommand)]
+    #[command(after_help = example!(r#"lucent-auditor image build --runtime lucent-cvm-runtime --config runtime.toml \
+      --inputs ~/.cache/lucent/image-inputs --out image/ --commit "$COMMIT""#))]
+    Image(ImageCmd),
+    /// Rebuild the image of a logged release from its source commit and compare it with the
+    /// release, artifact by artifact.
+    #[command(after_help = example!(r#"lucent-auditor verify-release --log https://log.example.net --log-key "$LOG_KEY" \
+      --witness-key "$WITNESS_KEY" --operator-key "$OPERATOR_KEY" --measurement "$MEASUREMENT" \
+      --checkout ~/src/lucent --config runtime.toml --work-dir rebuild/"#))]
+    VerifyRelease(VerifyReleaseArgs),
     /// Make an operator (statement) or witness (cosignature/v1) key.
     #[command(after_help = example!(r#"lucent-auditor keygen --name operator.example.net --out operator.key"#))]
     Keygen(KeygenArgs),
@@ -192,6 +206,88 @@ struct MonitorArgs {
 }
 
 #[derive(Subcommand, Debug)]
+enum ImageCmd {
+    /// Write the initrd, copies of every artifact and manifest.json into --out.
+    #[command(after_help = example!(r#"lucent-auditor image build --runtime lucent-cvm-runtime --config runtime.toml \
+      --inputs ~/.cache/lucent/image-inputs --out image/ --commit "$COMMIT""#))]
+    Build(ImageBuildArgs),
+}
+
+#[derive(Args, Debug)]
+struct ImageBuildArgs {
+    /// The `lucent-cvm-runtime` binary (the initrd's /init).
+    #[arg(long)]
+    runtime: PathBuf,
+    /// Its configuration (the initrd's /etc/lucent/runtime.toml; measured).
+    #[arg(long)]
+    config: PathBuf,
+    /// The folder of `scripts/fetch-image-inputs.sh`: vmlinuz, OVMF.fd and inputs.json.
+    #[arg(long)]
+    inputs: PathBuf,
+    /// Where to write the image (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Kernel command line.
+    #[arg(long, default_value = image::DEFAULT_CMDLINE)]
+    cmdline: String,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 1)]
+    vcpus: u32,
+    /// vCPU type (EPYC, EPYC-v4, EPYC-Milan, EPYC-Genoa, …).
+    #[arg(long, default_value = "EPYC-v4")]
+    vcpu_type: String,
+    /// Guest SEV features (decimal or 0x hex).
+    #[arg(long, default_value = "0x1", value_parser = parse_u64)]
+    guest_features: u64,
+    /// VMM type: qemu or krun.
+    #[arg(long, default_value = "qemu")]
+    vmm_type: String,
+    /// Source repository URL of the runtime.
+    #[arg(long, default_value = "")]
+    repository: String,
+    /// Source commit of the runtime (hex).
+    #[arg(long)]
+    commit: String,
+    /// `rustc --version` of the toolchain that built the runtime.
+    #[arg(long, default_value = "")]
+    toolchain: String,
+    /// Target triple of the runtime.
+    #[arg(long, default_value = "x86_64-unknown-linux-gnu")]
+    target: String,
+    /// Cargo features the runtime was built with (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    features: Vec<String>,
+    /// The checkout had uncommitted changes.
+    #[arg(long)]
+    dirty: bool,
+}
+
+#[derive(Args, Debug)]
+struct VerifyReleaseArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// The release's log index.
+    #[arg(long, required_unless_present = "measurement")]
+    index: Option<u64>,
+    /// The release's measurement (hex): its newest release in the log.
+    #[arg(long)]
+    measurement: Option<String>,
+    /// A git checkout holding the release's source commit.
+    #[arg(long)]
+    checkout: PathBuf,
+    /// The measured configuration the operator published with the release.
+    #[arg(long)]
+    config: PathBuf,
+    /// Cargo features the operator built the runtime with (the devnet's:
+    /// dangerous-simulated-tee; production: none).
+    #[arg(long)]
+    features: Option<String>,
+    /// Where to clone the commit and write the rebuilt image (emptied first).
+    #[arg(long)]
+    work_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
 enum WitnessCmd {
     /// Serve `POST /add-checkpoint`.
     #[command(after_help = example!(r#"lucent-auditor witness serve --key witness.key --log-key "$LOG_KEY" \
@@ -217,44 +313,61 @@ struct WitnessServeArgs {
 
 #[derive(Args, Debug, Clone)]
 struct ArtifactArgs {
+    /// An image's manifest.json (`scripts/build-image.sh`): every artifact, the command line
+    /// and the VM shape come from it, after each file beside it is checked against it and
+    /// the measurement recomputed.
+    #[arg(long)]
+    image: Option<PathBuf>,
     /// OVMF firmware image.
-    #[arg(long)]
-    ovmf: PathBuf,
+    #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+    ovmf: Option<PathBuf>,
     /// Kernel image.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "image")]
     kernel: Option<PathBuf>,
     /// Initrd.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "image")]
     initrd: Option<PathBuf>,
     /// Kernel command line.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "image")]
     append: Option<String>,
     /// Number of vCPUs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "image")]
     vcpus: u32,
     /// vCPU type (EPYC, EPYC-v4, EPYC-Milan, EPYC-Genoa, …).
-    #[arg(long, default_value = "EPYC-v4")]
+    #[arg(long, default_value = "EPYC-v4", conflicts_with = "image")]
     vcpu_type: String,
     /// Guest SEV features (decimal or 0x hex).
-    #[arg(long, default_value = "0x1", value_parser = parse_u64)]
+    #[arg(long, default_value = "0x1", value_parser = parse_u64, conflicts_with = "image")]
     guest_features: u64,
     /// VMM type: qemu, ec2 or krun.
-    #[arg(long, default_value = "qemu")]
+    #[arg(long, default_value = "qemu", conflicts_with = "image")]
     vmm_type: String,
 }
 
 impl ArtifactArgs {
-    fn inputs(&self) -> MeasureInputs {
-        MeasureInputs {
-            ovmf: self.ovmf.clone(),
-            kernel: self.kernel.clone(),
-            initrd: self.initrd.clone(),
-            append: self.append.clone(),
-            vcpus: self.vcpus,
-            vcpu_type: self.vcpu_type.clone(),
-            guest_features: self.guest_features,
-            vmm_type: self.vmm_type.clone(),
+    /// The measurement inputs, and the image's checked manifest when `--image` names one.
+    fn inputs(&self) -> Result<(MeasureInputs, Option<image::Manifest>), AuditError> {
+        if let Some(p) = &self.image {
+            let (m, inputs) = image::Manifest::read_checked(p)?;
+            return Ok((inputs, Some(m)));
         }
+        let ovmf = self
+            .ovmf
+            .clone()
+            .ok_or_else(|| AuditError::Usage("give --ovmf or --image".into()))?;
+        Ok((
+            MeasureInputs {
+                ovmf,
+                kernel: self.kernel.clone(),
+                initrd: self.initrd.clone(),
+                append: self.append.clone(),
+                vcpus: self.vcpus,
+                vcpu_type: self.vcpu_type.clone(),
+                guest_features: self.guest_features,
+                vmm_type: self.vmm_type.clone(),
+            },
+            None,
+        ))
     }
 }
 
@@ -329,12 +442,12 @@ enum PublishCmd {
         /// Release version.
         #[arg(long)]
         version: String,
-        /// Source repository URL.
-        #[arg(long)]
-        source: String,
-        /// Source commit (hex).
-        #[arg(long)]
-        commit: String,
+        /// Source repository URL (with --image: the manifest's).
+        #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+        source: Option<String>,
+        /// Source commit (hex; with --image: the manifest's).
+        #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+        commit: Option<String>,
         /// Model weights digest (hex SHA-256).
         #[arg(long)]
         model: String,
@@ -475,6 +588,78 @@ async fn verify_bundle(b: VerifyBundleArgs) -> Result<Report, AuditError> {
     crate::bundle::verify(&read(&b.bundle)?, &trust, &policy, source, now).await
 }
 
+async fn verify_release(v: VerifyReleaseArgs) -> Result<Report, AuditError> {
+    let a = auditor(&v.log)?;
+    let operators = trust_settings(&v.log.trust)?.operators;
+    let (index, release) =
+        audit::logged_release(&a, v.index, v.measurement.as_deref(), &operators).await?;
+    let commit = hex::encode(&release.commit);
+    eprintln!(
+        "lucent-auditor: release {} at index {index}: rebuilding commit {commit} from {}",
+        release.version,
+        v.checkout.display()
+    );
+    let features: Vec<String> = v
+        .features
+        .iter()
+        .flat_map(|f| f.split(','))
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let job = image::Rebuild {
+        checkout: v.checkout.clone(),
+        commit: commit.clone(),
+        config: v.config.clone(),
+        features,
+        vcpus: release.vcpus,
+        vcpu_type: release.vcpu_type.clone(),
+        work_dir: v.work_dir.clone(),
+    };
+    let rebuilt = tokio::task::spawn_blocking(move || image::rebuild(&job))
+        .await
+        .map_err(|e| AuditError::Internal(format!("rebuild: {e}")))??;
+    let checks = image::compare_release(&release, &rebuilt);
+    let mut human = format!(
+        "release {} (index {index}, commit {commit}) against the image rebuilt in {}\n",
+        release.version,
+        v.work_dir.display()
+    );
+    for c in &checks {
+        if c.matches() {
+            human.push_str(&format!("  {:<15} match     {}\n", c.artifact, c.logged));
+        } else {
+            human.push_str(&format!(
+                "  {:<15} DIFFERS   logged {}, rebuilt {}\n",
+                c.artifact, c.logged, c.rebuilt
+            ));
+        }
+    }
+    let first = checks.iter().find(|c| !c.matches());
+    let failed = first.map(|c| {
+        format!(
+            "the rebuilt image differs from release {} first in {}: logged {}, rebuilt {}",
+            release.version, c.artifact, c.logged, c.rebuilt
+        )
+    });
+    let json = serde_json::json!({
+        "ok": failed.is_none(),
+        "index": index,
+        "version": release.version,
+        "commit": commit,
+        "checks": checks.iter().map(|c| serde_json::json!({
+            "artifact": c.artifact, "logged": c.logged, "rebuilt": c.rebuilt,
+            "match": c.matches(),
+        })).collect::<Vec<_>>(),
+        "first_difference": first.map(|c| c.artifact.clone()),
+        "manifest": rebuilt,
+    });
+    Ok(Report {
+        json,
+        human,
+        failed,
+    })
+}
+
 async fn run(cli: Cli) -> Result<Report, AuditError> {
     match cli.command {
         Command::VerifyBundle(b) => verify_bundle(b).await,
@@ -584,7 +769,7 @@ async fn run(cli: Cli) -> Result<Report, AuditError> {
             Ok(Report::ok(serde_json::json!({"ok": true}), String::new()))
         }
         Command::Measure(m) => {
-            let inputs = m.artifacts.inputs();
+            let (inputs, _) = m.artifacts.inputs()?;
             let measured = measure::measure(&inputs)?;
             let mut json = measure::to_json(&measured, &inputs);
             let mut human = format!("measurement {}\n", hex::encode(measured.measurement));
@@ -621,6 +806,46 @@ async fn run(cli: Cli) -> Result<Report, AuditError> {
                 failed,
             })
         }
+        Command::Image(ImageCmd::Build(b)) => {
+            let packages = image::InputPackages::read(&b.inputs)?;
+            let spec = image::ImageSpec {
+                runtime: b.runtime,
+                config: b.config,
+                kernel: b.inputs.join("vmlinuz"),
+                firmware: b.inputs.join("OVMF.fd"),
+                cmdline: b.cmdline,
+                launch: image::Launch {
+                    vcpus: b.vcpus,
+                    vcpu_type: b.vcpu_type,
+                    guest_features: b.guest_features,
+                    vmm_type: b.vmm_type,
+                },
+                source: image::Provenance {
+                    repository: b.repository,
+                    commit: b.commit.to_ascii_lowercase(),
+                    toolchain: b.toolchain,
+                    target: b.target,
+                    features: b.features,
+                    dirty: b.dirty,
+                },
+                kernel_package: Some(packages.kernel),
+                firmware_package: Some(packages.firmware),
+            };
+            let m = image::build(&spec, &b.out)?;
+            let mut human = format!("image {}\n", b.out.display());
+            for a in [&m.runtime, &m.config, &m.initrd, &m.kernel, &m.firmware] {
+                human.push_str(&format!(
+                    "  {:<20} {} ({} bytes)\n",
+                    a.file, a.sha256, a.size
+                ));
+            }
+            human.push_str(&format!("  {:<20} {}\n", "cmdline", m.cmdline_sha256));
+            human.push_str(&format!("measurement {}\n", m.measurement));
+            let json = serde_json::to_value(&m)
+                .map_err(|e| AuditError::Internal(format!("manifest: {e}")))?;
+            Ok(Report::ok(json, human))
+        }
+        Command::VerifyRelease(v) => verify_release(v).await,
         Command::Keygen(k) => {
             let vkey = if k.witness {
                 publish::keygen_witness(&k.name, &k.out)?
@@ -654,10 +879,41 @@ async fn run(cli: Cli) -> Result<Report, AuditError> {
                     publish::check_release_lifetime(not_after, now)?;
                     let min_tcb = min_tcb
                         .unwrap_or_else(|| "00".repeat(if platform == "tdx" { 16 } else { 8 }));
+                    let (inputs, manifest) = artifacts.inputs()?;
+                    let (source, commit, measurement) = match manifest {
+                        Some(m) => {
+                            if m.source.dirty {
+                                return Err(AuditError::Usage(format!(
+                                    "{}: the image was built from uncommitted changes; \
+                                     only an image of a commit can be released",
+                                    artifacts
+                                        .image
+                                        .as_deref()
+                                        .unwrap_or(Path::new(""))
+                                        .display()
+                                )));
+                            }
+                            if measurement
+                                .as_ref()
+                                .is_some_and(|g| !g.eq_ignore_ascii_case(&m.measurement))
+                            {
+                                return Err(AuditError::MeasurementMismatch(format!(
+                                    "--measurement differs from the image's {}",
+                                    m.measurement
+                                )));
+                            }
+                            (m.source.repository, m.source.commit, Some(m.measurement))
+                        }
+                        None => (
+                            source.unwrap_or_default(),
+                            commit.unwrap_or_default(),
+                            measurement,
+                        ),
+                    };
                     let st = publish::build_release(&ReleaseInput {
                         platform,
                         measurement,
-                        artifacts: artifacts.inputs(),
+                        artifacts: inputs,
                         version,
                         source,
                         commit,

@@ -140,6 +140,9 @@ pub enum AuditError {
     /// A witness protocol message was malformed.
     #[error("witness protocol: {0}")]
     WitnessProtocol(#[from] WitnessProtocolError),
+    /// A CVM image could not be built or read.
+    #[error("image: {0}")]
+    Image(String),
     /// The attestation bundle failed verification.
     #[error("bundle rejected: {0}")]
     Bundle(String),
@@ -188,6 +191,7 @@ impl AuditError {
             Fetch { .. }
             | Http { .. }
             | Measure(_)
+            | Image(_)
             | Io { .. }
             | StateCorrupt { .. }
             | Internal(_) => Outcome::CannotCheck,

@@ -18,6 +18,9 @@
 //! - [`witness`]: a C2SP `tlog-witness` server (`cosignature/v1`) with durable per-origin state.
 //! - [`measure`]: the expected SEV-SNP launch digest (the `sev` crate's measurement module)
 //!   checked against a release statement.
+//! - [`image`]: the CVM image (firmware, kernel, initrd holding the runtime and its
+//!   configuration) built reproducibly, its manifest, and a rebuild compared with a logged
+//!   release.
 //! - [`publish`]: operator keys; signing and submitting `release`, `keyconfig`, `revoke`.
 //! - [`bundle`]: a CVM's attestation bundle checked offline, step by step.
 //!
@@ -54,6 +57,7 @@ pub mod bundle;
 pub mod cli;
 pub mod error;
 pub mod fetch;
+pub mod image;
 pub mod measure;
 pub mod monitor;
 pub mod publish;

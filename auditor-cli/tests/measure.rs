@@ -330,3 +330,124 @@ fn release_statement_is_checked_against_the_inputs() {
     ]);
     assert_eq!(code, 1);
 }
+
+/// The pinned kernel and AmdSev firmware (`scripts/fetch-image-inputs.sh`, which
+/// `scripts/test.sh` runs first), or why they are missing.
+fn image_inputs() -> Result<PathBuf, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-image-inputs.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .map_err(|e| format!("bash: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// An image (AmdSev OVMF, Debian kernel, an initrd written by `image build`): `measure` of its
+/// manifest equals `sev-snp-measure` of the same files, the kernel-hashes case included.
+#[test]
+fn measure_of_an_image_agrees_with_sev_snp_measure() {
+    let inputs = match image_inputs() {
+        Ok(d) => d,
+        Err(why) => {
+            println!(
+                "SKIPPED: measure_of_an_image_agrees_with_sev_snp_measure: no image inputs: {why}"
+            );
+            return;
+        }
+    };
+    let tool = match reference_tool() {
+        Ok(t) => t,
+        Err(why) => {
+            println!("SKIPPED: measure_of_an_image_agrees_with_sev_snp_measure: sev-snp-measure unavailable: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime-bin");
+    let config = dir.path().join("runtime.toml");
+    std::fs::write(
+        &runtime,
+        b"\x7fELF not really a runtime, but bytes to measure",
+    )
+    .unwrap();
+    std::fs::write(&config, "listen = \"0.0.0.0:8443\"\n").unwrap();
+    for c in &CONFIGS[..3] {
+        let out_dir = dir.path().join(format!("image-{}", c.vcpus));
+        let vcpus = c.vcpus.to_string();
+        let (code, m, err) = auditor_json(&[
+            "image",
+            "build",
+            "--runtime",
+            runtime.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--vcpus",
+            &vcpus,
+            "--vcpu-type",
+            c.vcpu_type,
+            "--guest-features",
+            c.guest_features,
+            "--commit",
+            &"ab".repeat(20),
+        ]);
+        assert_eq!(code, 0, "{m} {err}");
+        let file = |name: &str| out_dir.join(name).to_str().unwrap().to_owned();
+        let cmdline = m["cmdline"].as_str().unwrap().to_owned();
+        let extra = [
+            "--kernel".to_owned(),
+            file("vmlinuz"),
+            "--initrd".to_owned(),
+            file("initrd.img"),
+            "--append".to_owned(),
+            cmdline,
+        ];
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let want = reference(&tool, &out_dir.join("OVMF.fd"), c, &extra)
+            .expect("sev-snp-measure accepts the AmdSev firmware with kernel hashes");
+        assert_eq!(m["measurement"], want, "{} vCPUs {}", c.vcpus, c.vcpu_type);
+        // `measure --image` checks the files against the manifest and agrees too.
+        let manifest = out_dir.join("manifest.json");
+        let (code, v, err) = auditor_json(&["measure", "--image", manifest.to_str().unwrap()]);
+        assert_eq!(code, 0, "{v} {err}");
+        assert_eq!(v["measurement"], want);
+    }
+    // A changed byte of the configuration changes the initrd and the measurement, and a
+    // manifest whose files were changed afterwards is refused.
+    let out_dir = dir.path().join("image-1");
+    let before: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
+    std::fs::write(&config, "listen = \"0.0.0.0:8444\"\n").unwrap();
+    let other = dir.path().join("image-other");
+    let (code, after, err) = auditor_json(&[
+        "image",
+        "build",
+        "--runtime",
+        runtime.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+        "--commit",
+        &"ab".repeat(20),
+    ]);
+    assert_eq!(code, 0, "{after} {err}");
+    assert_ne!(after["initrd"]["sha256"], before["initrd"]["sha256"]);
+    assert_ne!(after["measurement"], before["measurement"]);
+    std::fs::copy(other.join("initrd.img"), out_dir.join("initrd.img")).unwrap();
+    let (code, v, _) = auditor_json(&[
+        "measure",
+        "--image",
+        out_dir.join("manifest.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "a manifest that no longer matches its files: {v}");
+    assert!(v.to_string().contains("initrd.img"), "{v}");
+}

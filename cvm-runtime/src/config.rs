@@ -254,6 +254,9 @@ pub struct RuntimeConfig {
     pub trust: TrustSettings,
     /// Evidence policy.
     pub policy: BundlePolicy,
+    /// The simulated platform's launch measurement, when it launched an image.
+    #[cfg(feature = "dangerous-simulated-tee")]
+    launch_measurement: Option<[u8; 48]>,
 }
 
 impl RuntimeConfig {
@@ -304,12 +307,41 @@ impl RuntimeConfig {
             policy,
             file,
             raw: raw.to_vec(),
+            #[cfg(feature = "dangerous-simulated-tee")]
+            launch_measurement: None,
         })
     }
 
-    /// The simulated measurement: the override, or [`simulated_measurement`] of the file.
+    /// Sets the launch measurement the simulated TEE reports (hex, 48 bytes): what the
+    /// simulated platform measured when it launched the image holding this configuration.
+    /// Refused unless the file sets `dangerous_simulated_tee`.
+    #[cfg(feature = "dangerous-simulated-tee")]
+    pub fn dangerous_set_launch_measurement(&mut self, hex_text: &str) -> Result<(), ConfigError> {
+        if !self.file.dangerous_simulated_tee {
+            return Err(ConfigError::Invalid(
+                "a simulated launch measurement needs dangerous_simulated_tee = true".into(),
+            ));
+        }
+        let m = hex::decode(hex_text.trim())
+            .ok()
+            .and_then(|b| <[u8; 48]>::try_from(b).ok())
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "the simulated launch measurement is not 48 bytes of hex".into(),
+                )
+            })?;
+        self.launch_measurement = Some(m);
+        Ok(())
+    }
+
+    /// The simulated measurement: the launch measurement of the image when the simulated
+    /// platform launched one, else the file's override, else [`simulated_measurement`] of the
+    /// file.
     #[cfg(feature = "dangerous-simulated-tee")]
     pub fn simulated_measurement(&self) -> Result<[u8; 48], ConfigError> {
+        if let Some(m) = self.launch_measurement {
+            return Ok(m);
+        }
         let invalid = || {
             ConfigError::Invalid("dangerous_simulated_measurement is not 48 bytes of hex".into())
         };

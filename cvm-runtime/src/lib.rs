@@ -57,6 +57,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod hardening;
+pub mod init;
 pub mod key_release;
 pub mod runtime;
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use lucent_auditor_cli::image;
 use lucent_verifier::bundle::{verify_bundle, Bundle, BundlePolicy};
 use lucent_verifier::checkpoint::LogKey;
 use lucent_verifier::cosignature::{WitnessPolicy, WitnessSigner};
@@ -769,6 +770,121 @@ impl Devnet {
             url,
             config: config.to_owned(),
         })
+    }
+
+    /// Builds the CVM image of `config` around the runtime binary `runtime` into the
+    /// devnet's folder `images/<name>`, with the pinned kernel and firmware in `inputs`
+    /// (`scripts/fetch-image-inputs.sh`); returns its folder and manifest.
+    pub fn build_image(
+        &self,
+        runtime: &Path,
+        inputs: &Path,
+        config: &str,
+        source: image::Provenance,
+        name: &str,
+    ) -> anyhow::Result<(PathBuf, image::Manifest)> {
+        let dir = self.dir.path().join("images").join(name);
+        std::fs::create_dir_all(&dir)?;
+        let config_path = dir.join("input-runtime.toml");
+        std::fs::write(&config_path, config)?;
+        let packages = image::InputPackages::read(inputs)?;
+        let spec = image::ImageSpec {
+            runtime: runtime.to_owned(),
+            config: config_path,
+            kernel: inputs.join("vmlinuz"),
+            firmware: inputs.join("OVMF.fd"),
+            cmdline: image::DEFAULT_CMDLINE.into(),
+            launch: image::Launch {
+                vcpus: 1,
+                vcpu_type: "EPYC-v4".into(),
+                guest_features: 1,
+                vmm_type: "qemu".into(),
+            },
+            source,
+            kernel_package: Some(packages.kernel),
+            firmware_package: Some(packages.firmware),
+        };
+        let manifest = image::build(&spec, &dir)?;
+        Ok((dir, manifest))
+    }
+
+    /// A release of the image `m`, valid until `not_after`: every digest, the VM shape, the
+    /// source and the measurement are the manifest's; the model is this devnet's.
+    pub fn release_of_image(&self, m: &image::Manifest, not_after: u64) -> anyhow::Result<Release> {
+        let d32 = |h: &str| -> anyhow::Result<[u8; 32]> {
+            hex::decode(h)?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{h} is not 32 bytes"))
+        };
+        Ok(Release {
+            measurement: Measurement::new(Platform::SevSnp, &hex::decode(&m.measurement)?)?,
+            version: format!("devnet-{}", now_unix()),
+            source: m.source.repository.clone(),
+            commit: hex::decode(&m.source.commit)?,
+            firmware: d32(&m.firmware.sha256)?,
+            kernel: d32(&m.kernel.sha256)?,
+            initrd: d32(&m.initrd.sha256)?,
+            cmdline: d32(&m.cmdline_sha256)?,
+            vcpus: m.launch.vcpus,
+            vcpu_type: m.launch.vcpu_type.clone(),
+            guest_features: m.launch.guest_features,
+            vmm_type: m.launch.vmm_type.clone(),
+            model: self.model_digest,
+            min_tcb: vec![0; Platform::SevSnp.min_tcb_len()],
+            not_after,
+        })
+    }
+
+    /// Launches the image in `dir` on the simulated platform, as a host with SEV-SNP would:
+    /// the platform measures what it launches (firmware, kernel, initrd and command line of
+    /// the folder, for the manifest's VM shape; the manifest's own measurement is not
+    /// trusted), and what runs is the initrd's `/init` with the initrd's configuration; the
+    /// simulated TEE reports that launch measurement. Returns the runtime and the measurement.
+    pub fn launch_image(&self, dir: &Path, name: &str) -> anyhow::Result<(RuntimeProc, String)> {
+        let manifest: image::Manifest =
+            serde_json::from_slice(&std::fs::read(dir.join(image::MANIFEST_FILE))?)?;
+        let measured =
+            lucent_auditor_cli::measure::measure(&lucent_auditor_cli::measure::MeasureInputs {
+                ovmf: dir.join(image::FIRMWARE_FILE),
+                kernel: Some(dir.join(image::KERNEL_FILE)),
+                initrd: Some(dir.join(image::INITRD_FILE)),
+                append: Some(manifest.cmdline.clone()),
+                vcpus: manifest.launch.vcpus,
+                vcpu_type: manifest.launch.vcpu_type.clone(),
+                guest_features: manifest.launch.guest_features,
+                vmm_type: manifest.launch.vmm_type.clone(),
+            })?;
+        let measurement = hex::encode(measured.measurement);
+        let (runtime, config) =
+            image::unpack_initrd(&std::fs::read(dir.join(image::INITRD_FILE))?)?;
+        let rdir = self.dir.path().join("runtimes").join(name);
+        std::fs::create_dir_all(&rdir)?;
+        let init = rdir.join("init");
+        std::fs::write(&init, &runtime)?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o555))?;
+        }
+        let config_path = rdir.join("runtime.toml");
+        std::fs::write(&config_path, &config)?;
+        let mut cmd = Command::new(&init);
+        cmd.arg("--config")
+            .arg(&config_path)
+            .env(
+                "LUCENT_DANGEROUS_SIMULATED_LAUNCH_MEASUREMENT",
+                &measurement,
+            )
+            .env("RUST_LOG", &self.runtime_log);
+        let mut proc = Proc::spawn(cmd, &self.dir.path().join("logs"), name)?;
+        let url = proc.wait_listening(Duration::from_secs(30))?;
+        Ok((
+            RuntimeProc {
+                proc,
+                url,
+                config: String::from_utf8(config)?,
+            },
+            measurement,
+        ))
     }
 
     /// Polls `/v1/status` until the runtime has finished booting (open, or closed for a

@@ -98,17 +98,29 @@ fn model() -> anyhow::Result<Vec<u8>> {
 
 fn run() -> anyhow::Result<()> {
     let started = Instant::now();
+    const USAGE: &str =
+        "usage: lucent-devnet --image-runtime BIN --image-inputs DIR [--once]   (see scripts/devnet.sh)";
     let mut once = false;
-    for arg in std::env::args().skip(1) {
+    let (mut image_runtime, mut image_inputs) = (None, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--once" => once = true,
+            "--image-runtime" => image_runtime = args.next().map(PathBuf::from),
+            "--image-inputs" => image_inputs = args.next().map(PathBuf::from),
             "-h" | "--help" => {
-                println!("usage: lucent-devnet [--once]   (see scripts/devnet.sh)");
+                println!("{USAGE}");
                 return Ok(());
             }
-            other => bail!("unknown argument {other:?} (usage: lucent-devnet [--once])"),
+            other => bail!("unknown argument {other:?} ({USAGE})"),
         }
     }
+    let (Some(image_runtime), Some(image_inputs)) = (image_runtime, image_inputs) else {
+        bail!(
+            "the CVM's image needs its runtime binary and the pinned kernel and firmware; \
+             run the devnet with `bash scripts/devnet.sh` ({USAGE})"
+        );
+    };
     println!("Lucent devnet: every party a separate process on 127.0.0.1\n");
     let bins = bins()?;
     let gguf = model()?;
@@ -131,20 +143,34 @@ fn run() -> anyhow::Result<()> {
         net.weights_file.display()
     ));
 
-    println!("\n[2/5] publishing the CVM release and starting the CVM (simulated TEE)");
+    println!(
+        "\n[2/5] building the CVM image, publishing its release and launching it (simulated TEE)"
+    );
     let settings = RuntimeSettings {
         label: "devnet".into(),
         max_output_tokens: 64,
         ..RuntimeSettings::default()
     };
     let config = net.runtime_config(&settings);
-    let measurement = Devnet::measurement_of(&config);
-    let index = net.publish_release_for(&config)?;
+    let (image_dir, manifest) =
+        net.build_image(&image_runtime, &image_inputs, &config, provenance()?, "cvm")?;
     step(format!(
-        "release of measurement {}… logged at index {index}, cosigned by the witness",
-        &measurement.to_hex()[..24]
+        "image {}: the runtime binary and this configuration in an initrd, with the pinned \
+         kernel and firmware",
+        image_dir.display()
     ));
-    let mut rt = net.start_runtime(&config, "cvm")?;
+    let release = net.release_of_image(&manifest, now_unix() + 86_400)?;
+    let index = net.publish(&lucent_verifier::statement::Statement::Release(release))?;
+    step(format!(
+        "release logged at index {index}, cosigned by the witness; the manifest's digests beside \
+         the log's:"
+    ));
+    print_digests(&net, &manifest, index)?;
+    let (mut rt, launched) = net.launch_image(&image_dir, "cvm")?;
+    step(format!(
+        "launched the image's /init; the simulated platform measured {}…",
+        &launched[..24]
+    ));
     let status = net.wait_settled(&mut rt)?;
     if status["state"] != "open" {
         bail!("the CVM stayed closed: {status}\n{}", rt.proc.output());
@@ -339,6 +365,72 @@ fn run() -> anyhow::Result<()> {
     drop(gw);
     drop(rt);
     drop(net);
+    Ok(())
+}
+
+/// Where the devnet's runtime came from: this checkout's commit and toolchain.
+fn provenance() -> anyhow::Result<lucent_auditor_cli::image::Provenance> {
+    let run = |cmd: &str, args: &[&str]| -> anyhow::Result<String> {
+        let o = std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {cmd}"))?;
+        if !o.status.success() {
+            bail!("{cmd} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    Ok(lucent_auditor_cli::image::Provenance {
+        repository: "https://github.com/lucent-tee/lucent".into(),
+        commit: run("git", &["rev-parse", "HEAD"])?,
+        toolchain: run("rustc", &["--version"])?,
+        target: "x86_64-unknown-linux-gnu".into(),
+        features: vec!["dangerous-simulated-tee".into()],
+        dirty: !run("git", &["status", "--porcelain", "--untracked-files=no"])?.is_empty(),
+    })
+}
+
+/// The image's digests beside those of the release the log holds for its measurement.
+fn print_digests(
+    net: &Devnet,
+    m: &lucent_auditor_cli::image::Manifest,
+    index: u64,
+) -> anyhow::Result<()> {
+    let answer: lucent_verifier::log_api::ReleasesAnswer =
+        reqwest::blocking::get(format!("{}/v1/releases/{}", net.log_url, m.measurement))?
+            .error_for_status()?
+            .json()?;
+    let entry = answer
+        .releases
+        .iter()
+        .find(|e| e.index == index)
+        .context("the log does not list the release it just logged")?;
+    let lucent_verifier::statement::Statement::Release(r) =
+        lucent_verifier::statement::parse_unverified(&entry.entry)?
+    else {
+        bail!("entry {index} is not a release");
+    };
+    let rows = [
+        ("firmware", &m.firmware.sha256, hex::encode(r.firmware)),
+        ("kernel", &m.kernel.sha256, hex::encode(r.kernel)),
+        ("initrd", &m.initrd.sha256, hex::encode(r.initrd)),
+        ("cmdline", &m.cmdline_sha256, hex::encode(r.cmdline)),
+        ("measurement", &m.measurement, r.measurement.to_hex()),
+    ];
+    println!("      {:<12} {:<20} {:<20}", "", "manifest", "log");
+    for (name, manifest, logged) in rows {
+        let same = if *manifest == logged { "=" } else { "≠" };
+        println!(
+            "      {name:<12} {:<20} {:<20} {same}",
+            format!("{}…", &manifest[..16]),
+            format!("{}…", &logged[..16])
+        );
+    }
+    println!(
+        "      runtime      {}…  (the initrd's /init, {} bytes)",
+        &m.runtime.sha256[..16],
+        m.runtime.size
+    );
     Ok(())
 }
 
