@@ -812,6 +812,7 @@ async fn run(cli: Cli) -> Result<Report, AuditError> {
                 runtime: b.runtime,
                 config: b.config,
                 kernel: b.inputs.join("vmlinuz"),
+                modules: packages.module_files(&b.inputs)?,
                 firmware: b.inputs.join("OVMF.fd"),
                 cmdline: b.cmdline,
                 launch: image::Launch {

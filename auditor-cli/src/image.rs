@@ -45,6 +45,10 @@ pub const FIRMWARE_FILE: &str = "OVMF.fd";
 pub const RUNTIME_FILE: &str = "lucent-cvm-runtime";
 /// The configuration's file name (a copy of the initrd's `/etc/lucent/runtime.toml`).
 pub const CONFIG_FILE: &str = "runtime.toml";
+/// The folder of kernel modules inside an image directory and an inputs folder.
+pub const MODULES_FILE_DIR: &str = "modules";
+/// Where the initrd puts kernel modules (the runtime loads them as PID 1, in name order).
+pub const MODULES_PATH: &str = "lib/modules";
 /// Where the initrd puts the runtime.
 pub const INIT_PATH: &str = "init";
 /// Where the initrd puts the configuration (the runtime's default as PID 1).
@@ -101,13 +105,15 @@ pub struct Provenance {
     pub dirty: bool,
 }
 
-/// `inputs.json` of `scripts/fetch-image-inputs.sh`: the packages the kernel (`vmlinuz`) and
-/// firmware (`OVMF.fd`) beside it came from.
+/// `inputs.json` of `scripts/fetch-image-inputs.sh`: the packages the kernel (`vmlinuz`), its
+/// modules (`modules/*.ko`) and the firmware (`OVMF.fd`) beside it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputPackages {
     /// The kernel's package.
     pub kernel: Package,
+    /// Paths in the kernel's package of the modules beside it (`modules/<file name>`).
+    pub modules: Vec<String>,
     /// The firmware's package.
     pub firmware: Package,
 }
@@ -118,6 +124,19 @@ impl InputPackages {
         let p = dir.join("inputs.json");
         serde_json::from_slice(&read(&p)?)
             .map_err(|e| AuditError::Image(format!("{}: {e}", p.display())))
+    }
+
+    /// The module files in `dir` (`dir/modules/<file name>`), in the listed order.
+    pub fn module_files(&self, dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
+        self.modules
+            .iter()
+            .map(|m| {
+                let name = Path::new(m).file_name().ok_or_else(|| {
+                    AuditError::Image(format!("inputs.json: module {m:?} has no file name"))
+                })?;
+                Ok(dir.join(MODULES_FILE_DIR).join(name))
+            })
+            .collect()
     }
 }
 
@@ -153,6 +172,8 @@ pub struct Manifest {
     pub kernel: Artifact,
     /// The package the kernel came from.
     pub kernel_package: Option<Package>,
+    /// Kernel modules in the initrd (`lib/modules/`), from the kernel's package.
+    pub modules: Vec<Artifact>,
     /// The firmware.
     pub firmware: Artifact,
     /// The package the firmware came from.
@@ -176,6 +197,8 @@ pub struct ImageSpec {
     pub config: PathBuf,
     /// The kernel.
     pub kernel: PathBuf,
+    /// Kernel modules to put in the initrd.
+    pub modules: Vec<PathBuf>,
     /// The firmware (an `AmdSev` OVMF for measured direct boot).
     pub firmware: PathBuf,
     /// The kernel command line.
@@ -241,10 +264,13 @@ fn file(name: &str, perm: u32, data: Vec<u8>) -> InitrdEntry {
     }
 }
 
-/// The initrd's first member: the runtime as `/init`, `/dev/console` (the kernel opens it for
-/// init's standard streams) and the mount points the runtime uses as PID 1.
-pub fn runtime_entries(runtime: Vec<u8>) -> Vec<InitrdEntry> {
-    vec![
+/// The initrd's first member: the runtime as `/init`, the kernel modules (file name and bytes)
+/// in `/lib/modules`, `/dev/console` (the kernel opens it for init's standard streams) and the
+/// mount points the runtime uses as PID 1.
+pub fn runtime_entries(runtime: Vec<u8>, modules: Vec<(String, Vec<u8>)>) -> Vec<InitrdEntry> {
+    let mut entries = vec![
+        dir("lib", 0o755),
+        dir(MODULES_PATH, 0o755),
         dir("dev", 0o755),
         InitrdEntry {
             name: "dev/console".into(),
@@ -255,7 +281,11 @@ pub fn runtime_entries(runtime: Vec<u8>) -> Vec<InitrdEntry> {
         file(INIT_PATH, 0o555, runtime),
         dir("proc", 0o555),
         dir("sys", 0o555),
-    ]
+    ];
+    for (name, data) in modules {
+        entries.push(file(&format!("{MODULES_PATH}/{name}"), 0o444, data));
+    }
+    entries
 }
 
 /// The initrd's second member: the measured configuration.
@@ -301,10 +331,14 @@ pub fn archive_member(entries: &[InitrdEntry], first_ino: u32) -> Result<Vec<u8>
     w.finish().map_err(bad)
 }
 
-/// The initrd of `runtime` (the binary's bytes) and `config` (the configuration's bytes):
-/// the runtime member, then the configuration member.
-pub fn write_initrd(runtime: Vec<u8>, config: Vec<u8>) -> Result<Vec<u8>, AuditError> {
-    let mut out = archive_member(&runtime_entries(runtime), 1)?;
+/// The initrd of `runtime` (the binary's bytes), `modules` (file names and bytes) and `config`
+/// (the configuration's bytes): the runtime member, then the configuration member.
+pub fn write_initrd(
+    runtime: Vec<u8>,
+    modules: Vec<(String, Vec<u8>)>,
+    config: Vec<u8>,
+) -> Result<Vec<u8>, AuditError> {
+    let mut out = archive_member(&runtime_entries(runtime, modules), 1)?;
     out.extend(archive_member(&config_entries(config), 100)?);
     Ok(out)
 }
@@ -379,8 +413,25 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<Manifest, AuditError> {
     let firmware = read(&spec.firmware)?;
     std::str::from_utf8(&config)
         .map_err(|_| AuditError::Image(format!("{} is not UTF-8 text", spec.config.display())))?;
-    let initrd = write_initrd(runtime.clone(), config.clone())?;
-    std::fs::create_dir_all(out).map_err(|e| AuditError::io(out, e))?;
+    let mut modules = Vec::new();
+    for p in &spec.modules {
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| n.ends_with(".ko"))
+            .ok_or_else(|| AuditError::Image(format!("{} is not a .ko file", p.display())))?;
+        modules.push((name.to_owned(), read(p)?));
+    }
+    let initrd = write_initrd(runtime.clone(), modules.clone(), config.clone())?;
+    std::fs::create_dir_all(out.join(MODULES_FILE_DIR))
+        .map_err(|e| AuditError::io(out.join(MODULES_FILE_DIR), e))?;
+    let mut module_artifacts = Vec::new();
+    for (name, data) in &modules {
+        let file = format!("{MODULES_FILE_DIR}/{name}");
+        let p = out.join(&file);
+        std::fs::write(&p, data).map_err(|e| AuditError::io(&p, e))?;
+        module_artifacts.push(artifact(&file, data));
+    }
     let files: [(&str, &[u8]); 5] = [
         (RUNTIME_FILE, &runtime),
         (CONFIG_FILE, &config),
@@ -401,6 +452,7 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<Manifest, AuditError> {
         initrd: artifact(INITRD_FILE, &initrd),
         kernel: artifact(KERNEL_FILE, &kernel),
         kernel_package: spec.kernel_package.clone(),
+        modules: module_artifacts,
         firmware: artifact(FIRMWARE_FILE, &firmware),
         firmware_package: spec.firmware_package.clone(),
         cmdline: spec.cmdline.clone(),
@@ -471,7 +523,44 @@ impl Manifest {
                 ));
             }
         }
+        for a in &m.modules {
+            let valid = a
+                .file
+                .strip_prefix(&format!("{MODULES_FILE_DIR}/"))
+                .is_some_and(|n| n.ends_with(".ko") && !n.contains('/') && !n.starts_with('.'));
+            if !valid {
+                return Err(AuditError::Image(format!(
+                    "{}: unexpected module file name {:?}",
+                    path.display(),
+                    a.file
+                )));
+            }
+            let got = sha256_hex(&read(&dir.join(&a.file))?);
+            if got != a.sha256 {
+                bad.push(format!(
+                    "{}: manifest says {}, file is {got}",
+                    a.file, a.sha256
+                ));
+            }
+        }
         let initrd = read(&dir.join(INITRD_FILE))?;
+        let entries = read_initrd(&initrd)?;
+        let in_initrd: Vec<(String, String)> = entries
+            .iter()
+            .filter_map(|e| {
+                e.name
+                    .strip_prefix(&format!("{MODULES_PATH}/"))
+                    .map(|n| (format!("{MODULES_FILE_DIR}/{n}"), sha256_hex(&e.data)))
+            })
+            .collect();
+        let listed: Vec<(String, String)> = m
+            .modules
+            .iter()
+            .map(|a| (a.file.clone(), a.sha256.clone()))
+            .collect();
+        if in_initrd != listed {
+            bad.push("the initrd's kernel modules are not the manifest's".into());
+        }
         let (runtime, config) = unpack_initrd(&initrd)?;
         if sha256_hex(&runtime) != m.runtime.sha256 {
             bad.push(format!("the initrd's /{INIT_PATH} is not {RUNTIME_FILE}"));
@@ -676,8 +765,19 @@ mod tests {
 
     #[test]
     fn initrd_is_deterministic_and_reads_back() {
-        let a = write_initrd(b"\x7fELF runtime".to_vec(), b"listen = \"x\"\n".to_vec()).unwrap();
-        let b = write_initrd(b"\x7fELF runtime".to_vec(), b"listen = \"x\"\n".to_vec()).unwrap();
+        let modules = || vec![("configfs.ko".to_owned(), b"module".to_vec())];
+        let a = write_initrd(
+            b"\x7fELF runtime".to_vec(),
+            modules(),
+            b"listen = \"x\"\n".to_vec(),
+        )
+        .unwrap();
+        let b = write_initrd(
+            b"\x7fELF runtime".to_vec(),
+            modules(),
+            b"listen = \"x\"\n".to_vec(),
+        )
+        .unwrap();
         assert_eq!(a, b);
         let (rt, cfg) = unpack_initrd(&a).unwrap();
         assert_eq!(rt, b"\x7fELF runtime");
@@ -701,7 +801,12 @@ mod tests {
             ]
         );
         // One changed byte of the configuration changes the initrd.
-        let c = write_initrd(b"\x7fELF runtime".to_vec(), b"listen = \"y\"\n".to_vec()).unwrap();
+        let c = write_initrd(
+            b"\x7fELF runtime".to_vec(),
+            modules(),
+            b"listen = \"y\"\n".to_vec(),
+        )
+        .unwrap();
         assert_ne!(a, c);
     }
 
@@ -711,13 +816,13 @@ mod tests {
             read_initrd(b"not gzip"),
             Err(AuditError::Image(_))
         ));
-        let good = write_initrd(b"rt".to_vec(), b"cfg".to_vec()).unwrap();
+        let good = write_initrd(b"rt".to_vec(), Vec::new(), b"cfg".to_vec()).unwrap();
         assert!(matches!(
             read_initrd(&good[..good.len() / 2]),
             Err(AuditError::Image(_))
         ));
         // An archive without the configuration member.
-        let only_runtime = archive_member(&runtime_entries(b"rt".to_vec()), 1).unwrap();
+        let only_runtime = archive_member(&runtime_entries(b"rt".to_vec(), Vec::new()), 1).unwrap();
         assert!(matches!(
             unpack_initrd(&only_runtime),
             Err(AuditError::Image(_))

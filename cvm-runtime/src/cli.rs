@@ -38,7 +38,7 @@ struct Args {
 pub async fn main() -> std::process::ExitCode {
     let init = crate::init::is_init();
     if init {
-        crate::init::mount_filesystems();
+        crate::init::set_up();
     }
     let args = Args::parse();
     args.log.init();

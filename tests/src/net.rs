@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use lucent_auditor_cli::image;
+use lucent_auditor::image;
 use lucent_verifier::bundle::{verify_bundle, Bundle, BundlePolicy};
 use lucent_verifier::checkpoint::LogKey;
 use lucent_verifier::cosignature::{WitnessPolicy, WitnessSigner};
@@ -792,6 +792,7 @@ impl Devnet {
             runtime: runtime.to_owned(),
             config: config_path,
             kernel: inputs.join("vmlinuz"),
+            modules: packages.module_files(inputs)?,
             firmware: inputs.join("OVMF.fd"),
             cmdline: image::DEFAULT_CMDLINE.into(),
             launch: image::Launch {
@@ -843,17 +844,16 @@ impl Devnet {
     pub fn launch_image(&self, dir: &Path, name: &str) -> anyhow::Result<(RuntimeProc, String)> {
         let manifest: image::Manifest =
             serde_json::from_slice(&std::fs::read(dir.join(image::MANIFEST_FILE))?)?;
-        let measured =
-            lucent_auditor_cli::measure::measure(&lucent_auditor_cli::measure::MeasureInputs {
-                ovmf: dir.join(image::FIRMWARE_FILE),
-                kernel: Some(dir.join(image::KERNEL_FILE)),
-                initrd: Some(dir.join(image::INITRD_FILE)),
-                append: Some(manifest.cmdline.clone()),
-                vcpus: manifest.launch.vcpus,
-                vcpu_type: manifest.launch.vcpu_type.clone(),
-                guest_features: manifest.launch.guest_features,
-                vmm_type: manifest.launch.vmm_type.clone(),
-            })?;
+        let measured = lucent_auditor::measure::measure(&lucent_auditor::measure::MeasureInputs {
+            ovmf: dir.join(image::FIRMWARE_FILE),
+            kernel: Some(dir.join(image::KERNEL_FILE)),
+            initrd: Some(dir.join(image::INITRD_FILE)),
+            append: Some(manifest.cmdline.clone()),
+            vcpus: manifest.launch.vcpus,
+            vcpu_type: manifest.launch.vcpu_type.clone(),
+            guest_features: manifest.launch.guest_features,
+            vmm_type: manifest.launch.vmm_type.clone(),
+        })?;
         let measurement = hex::encode(measured.measurement);
         let (runtime, config) =
             image::unpack_initrd(&std::fs::read(dir.join(image::INITRD_FILE))?)?;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use lucent_auditor_cli::image::Manifest;
+use lucent_auditor::image::Manifest;
 use lucent_tests::net::{Bins, Devnet, DevnetOptions, RuntimeSettings};
 use lucent_verifier::statement::{Measurement, Platform, Release, Statement};
 
@@ -131,7 +131,7 @@ fn image_is_reproducible_verifiable_and_boots() {
         .unwrap();
     let tmp = tmp.path();
 
-    // A production configuration (configfs-tsm attester, no simulated TEE) for this log.
+    // A production configuration (the SEV-SNP guest device, no simulated TEE) for this log.
     let config_text = net
         .runtime_config(&RuntimeSettings {
             label: "image".into(),
@@ -309,8 +309,9 @@ fn image_is_reproducible_verifiable_and_boots() {
     assert_ne!(v["manifest"]["measurement"], a.measurement.as_str(), "{v}");
     assert!(out.contains("first in initrd"), "{out}");
 
-    // 5. The image boots: the runtime is PID 1, reads the image's configuration, finds no
-    //    attester (QEMU has no SEV device), says so and powers off.
+    // 5. The image boots: the runtime is PID 1, loads the image's kernel modules (configfs
+    //    loads; sev-guest finds no SEV-SNP platform), reads the image's configuration, finds
+    //    no attester, says so and powers off.
     let started = Instant::now();
     let o = Command::new("timeout")
         .args(["--kill-after=10", "600", "qemu-system-x86_64"])
@@ -341,7 +342,9 @@ fn image_is_reproducible_verifiable_and_boots() {
     assert!(o.status.success(), "QEMU: {}", text(&o));
     for want in [
         "lucent-cvm-runtime 0.1.0 started as init (PID 1)",
-        "no attester: configfs-tsm is not available at /sys/kernel/config/tsm/report",
+        "loaded kernel module /lib/modules/configfs.ko",
+        "kernel module /lib/modules/sev-guest.ko: No such device",
+        "no attester: the SEV-SNP guest device is not available at /dev/sev-guest",
         "stopped; powering off",
         "reboot: Power down",
     ] {
@@ -356,4 +359,84 @@ fn image_is_reproducible_verifiable_and_boots() {
 
 fn hex32(h: &str) -> [u8; 32] {
     hex::decode(h).unwrap().try_into().unwrap()
+}
+
+/// The pinned kernel and AmdSev firmware (`scripts/fetch-image-inputs.sh`), or why not.
+fn image_inputs() -> Result<PathBuf, String> {
+    let o = Command::new("bash")
+        .arg(repo().join("scripts/fetch-image-inputs.sh"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !o.status.success() {
+        return Err(text(&o));
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+}
+
+/// On the simulated platform the CVM runs from an image, and the measurement is the launch
+/// measurement of that image: the logged image opens; the same configuration with a runtime
+/// binary one byte longer measures differently and stays closed.
+#[test]
+fn a_cvm_whose_binary_is_not_the_logged_one_stays_closed() {
+    let inputs = match image_inputs() {
+        Ok(d) => d,
+        Err(why) => {
+            println!("SKIPPED: a_cvm_whose_binary_is_not_the_logged_one_stays_closed: {why}");
+            return;
+        }
+    };
+    let net = Devnet::start(bins(), DevnetOptions::default()).unwrap();
+    let config = net.runtime_config(&RuntimeSettings {
+        label: "image".into(),
+        ..RuntimeSettings::default()
+    });
+    let source = lucent_auditor::image::Provenance {
+        repository: "https://github.com/lucent-tee/lucent".into(),
+        commit: "11".repeat(20),
+        toolchain: String::new(),
+        target: "x86_64-unknown-linux-gnu".into(),
+        features: vec!["dangerous-simulated-tee".into()],
+        dirty: true,
+    };
+    let runtime = bins().runtime;
+    let (logged_dir, logged) = net
+        .build_image(&runtime, &inputs, &config, source.clone(), "logged")
+        .unwrap();
+    let release = net
+        .release_of_image(&logged, lucent_tests::net::now_unix() + 86_400)
+        .unwrap();
+    net.publish(&Statement::Release(release)).unwrap();
+
+    let mut bytes = std::fs::read(&runtime).unwrap();
+    bytes.push(0);
+    let other_bin = logged_dir.with_file_name("runtime-one-byte-longer");
+    std::fs::write(&other_bin, &bytes).unwrap();
+    let (other_dir, other) = net
+        .build_image(&other_bin, &inputs, &config, source, "other")
+        .unwrap();
+    assert_eq!(other.config.sha256, logged.config.sha256);
+    assert_ne!(other.runtime.sha256, logged.runtime.sha256);
+    assert_ne!(other.initrd.sha256, logged.initrd.sha256);
+    assert_ne!(other.measurement, logged.measurement);
+
+    let (mut rt, measured) = net.launch_image(&other_dir, "other").unwrap();
+    assert_eq!(measured, other.measurement);
+    let status = net.wait_settled(&mut rt).unwrap();
+    assert_eq!(status["state"], "closed", "{status}");
+    assert_eq!(status["code"], "not_logged", "{status}");
+    assert_eq!(
+        status["measurement"],
+        other.measurement.as_str(),
+        "{status}"
+    );
+
+    let (mut rt, measured) = net.launch_image(&logged_dir, "logged").unwrap();
+    assert_eq!(measured, logged.measurement);
+    let status = net.wait_settled(&mut rt).unwrap();
+    assert_eq!(status["state"], "open", "{status}");
+    assert_eq!(
+        status["measurement"],
+        logged.measurement.as_str(),
+        "{status}"
+    );
 }

@@ -369,7 +369,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 /// Where the devnet's runtime came from: this checkout's commit and toolchain.
-fn provenance() -> anyhow::Result<lucent_auditor_cli::image::Provenance> {
+fn provenance() -> anyhow::Result<lucent_auditor::image::Provenance> {
     let run = |cmd: &str, args: &[&str]| -> anyhow::Result<String> {
         let o = std::process::Command::new(cmd)
             .args(args)
@@ -380,7 +380,7 @@ fn provenance() -> anyhow::Result<lucent_auditor_cli::image::Provenance> {
         }
         Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
-    Ok(lucent_auditor_cli::image::Provenance {
+    Ok(lucent_auditor::image::Provenance {
         repository: "https://github.com/lucent-tee/lucent".into(),
         commit: run("git", &["rev-parse", "HEAD"])?,
         toolchain: run("rustc", &["--version"])?,
@@ -393,7 +393,7 @@ fn provenance() -> anyhow::Result<lucent_auditor_cli::image::Provenance> {
 /// The image's digests beside those of the release the log holds for its measurement.
 fn print_digests(
     net: &Devnet,
-    m: &lucent_auditor_cli::image::Manifest,
+    m: &lucent_auditor::image::Manifest,
     index: u64,
 ) -> anyhow::Result<()> {
     let answer: lucent_verifier::log_api::ReleasesAnswer =
