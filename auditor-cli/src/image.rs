@@ -611,8 +611,10 @@ pub struct Rebuild {
     pub work_dir: PathBuf,
 }
 
+/// Runs `cmd` with its output on standard error (standard output is the report's).
 fn run(cmd: &mut std::process::Command, what: &str) -> Result<(), AuditError> {
     let status = cmd
+        .stdout(std::io::stderr())
         .status()
         .map_err(|e| AuditError::Image(format!("{what}: {e}")))?;
     if status.success() {
@@ -793,6 +795,9 @@ mod tests {
                 "dev",
                 "dev/console",
                 "init",
+                "lib",
+                "lib/modules",
+                "lib/modules/configfs.ko",
                 "proc",
                 "sys",
                 "etc",

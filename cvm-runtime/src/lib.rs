@@ -27,6 +27,8 @@
 //!   (labels `MediaLabels::LUCENT_CVM`) with plaintext `{"text": string, "max_tokens": u32?}`,
 //!   answered with the sealed response, plaintext `{"output": string, "tokens": u32,
 //!   "model_ms": u64}`; errors `{"error": code, "message": text}`;
+//! - [`init`]: as the image's init process (PID 1), the machine's set-up (mounts, the
+//!   image's kernel modules), the image's configuration by default, and power-off at the end;
 //! - statelessness: no disk writes after start-up (the key pair, the weights and every
 //!   request live in memory only), allow-listed log fields (route, status, duration, codes,
 //!   measurement, sizes — never bodies or queries), plaintext and key buffers in

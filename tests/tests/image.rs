@@ -139,7 +139,7 @@ fn image_is_reproducible_verifiable_and_boots() {
         })
         .replace(
             "attester = \"simulated\"\ndangerous_simulated_tee = true\n",
-            "",
+            "attester = \"sev-guest\"\n",
         );
     assert!(!config_text.contains("simulated"), "{config_text}");
     let config = tmp.join("runtime.toml");
@@ -197,7 +197,10 @@ fn image_is_reproducible_verifiable_and_boots() {
 
     // 3. The auditor's rebuild, from its own clone in another directory: every artifact
     //    matches, and the bytes are the operator's.
+    let state = tmp.join("auditor/state");
     let trust = [
+        "--state-dir",
+        state.to_str().unwrap(),
         "--log",
         &net.log_url,
         "--log-key",
