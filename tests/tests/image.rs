@@ -210,23 +210,21 @@ fn image_is_reproducible_verifiable_and_boots() {
         "--operator-key",
         &operator,
     ];
+    let verify = |index: &str, work: &Path| {
+        let mut args = vec!["verify-release", "--index", index];
+        args.extend_from_slice(&trust);
+        args.extend_from_slice(&[
+            "--checkout",
+            clone_a.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--work-dir",
+            work.to_str().unwrap(),
+        ]);
+        auditor_json(&args)
+    };
     let work_b = tmp.join("auditor/rebuild");
-    let mut args = vec!["verify-release", "--index", &index];
-    args.extend_from_slice(&trust);
-    let (code, v, out) = auditor_json(
-        &[
-            args.as_slice(),
-            &[
-                "--checkout",
-                clone_a.to_str().unwrap(),
-                "--config",
-                config.to_str().unwrap(),
-                "--work-dir",
-                work_b.to_str().unwrap(),
-            ],
-        ]
-        .concat(),
-    );
+    let (code, v, out) = verify(&index, &work_b);
     assert_eq!(code, Some(0), "verify-release of the logged image: {out}");
     let checks = v["checks"].as_array().unwrap();
     assert!(checks.len() >= 5, "{v}");
@@ -287,22 +285,7 @@ fn image_is_reproducible_verifiable_and_boots() {
     };
     let other_index = net.publish(&Statement::Release(lying)).unwrap().to_string();
     let work_c = tmp.join("auditor/other");
-    let mut args = vec!["verify-release", "--index", &other_index];
-    args.extend_from_slice(&trust);
-    let (code, v, out) = auditor_json(
-        &[
-            args.as_slice(),
-            &[
-                "--checkout",
-                clone_a.to_str().unwrap(),
-                "--config",
-                config.to_str().unwrap(),
-                "--work-dir",
-                work_c.to_str().unwrap(),
-            ],
-        ]
-        .concat(),
-    );
+    let (code, v, out) = verify(&other_index, &work_c);
     assert_eq!(
         code,
         Some(1),
