@@ -282,7 +282,8 @@ struct VerifyReleaseArgs {
     /// dangerous-simulated-tee; production: none).
     #[arg(long)]
     features: Option<String>,
-    /// Where to clone the commit and write the rebuilt image (emptied first).
+    /// Where to clone the commit (`src/`) and write the rebuilt image (`image/`); both are
+    /// replaced, nothing else there is touched.
     #[arg(long)]
     work_dir: PathBuf,
 }

@@ -468,7 +468,9 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<Manifest, AuditError> {
     Ok(manifest)
 }
 
-fn measure_inputs(dir: &Path, cmdline: &str, launch: &Launch) -> MeasureInputs {
+/// What `measure` needs for the image in `dir`: its firmware, kernel and initrd with `cmdline`,
+/// for the VM shape `launch`.
+pub fn measure_inputs(dir: &Path, cmdline: &str, launch: &Launch) -> MeasureInputs {
     MeasureInputs {
         ovmf: dir.join(FIRMWARE_FILE),
         kernel: Some(dir.join(KERNEL_FILE)),

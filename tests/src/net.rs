@@ -844,16 +844,11 @@ impl Devnet {
     pub fn launch_image(&self, dir: &Path, name: &str) -> anyhow::Result<(RuntimeProc, String)> {
         let manifest: image::Manifest =
             serde_json::from_slice(&std::fs::read(dir.join(image::MANIFEST_FILE))?)?;
-        let measured = lucent_auditor::measure::measure(&lucent_auditor::measure::MeasureInputs {
-            ovmf: dir.join(image::FIRMWARE_FILE),
-            kernel: Some(dir.join(image::KERNEL_FILE)),
-            initrd: Some(dir.join(image::INITRD_FILE)),
-            append: Some(manifest.cmdline.clone()),
-            vcpus: manifest.launch.vcpus,
-            vcpu_type: manifest.launch.vcpu_type.clone(),
-            guest_features: manifest.launch.guest_features,
-            vmm_type: manifest.launch.vmm_type.clone(),
-        })?;
+        let measured = lucent_auditor::measure::measure(&image::measure_inputs(
+            dir,
+            &manifest.cmdline,
+            &manifest.launch,
+        ))?;
         let measurement = hex::encode(measured.measurement);
         let (runtime, config) =
             image::unpack_initrd(&std::fs::read(dir.join(image::INITRD_FILE))?)?;

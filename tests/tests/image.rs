@@ -377,7 +377,7 @@ fn a_cvm_whose_binary_is_not_the_logged_one_stays_closed() {
         ..RuntimeSettings::default()
     });
     let source = lucent_auditor::image::Provenance {
-        repository: "https://github.com/lucent-tee/lucent".into(),
+        repository: env!("CARGO_PKG_REPOSITORY").into(),
         commit: "11".repeat(20),
         toolchain: String::new(),
         target: "x86_64-unknown-linux-gnu".into(),

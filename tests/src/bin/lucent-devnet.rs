@@ -381,7 +381,7 @@ fn provenance() -> anyhow::Result<lucent_auditor::image::Provenance> {
         Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
     Ok(lucent_auditor::image::Provenance {
-        repository: "https://github.com/lucent-tee/lucent".into(),
+        repository: env!("CARGO_PKG_REPOSITORY").into(),
         commit: run("git", &["rev-parse", "HEAD"])?,
         toolchain: run("rustc", &["--version"])?,
         target: "x86_64-unknown-linux-gnu".into(),
