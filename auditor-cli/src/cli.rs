@@ -808,21 +808,18 @@ async fn run(cli: Cli) -> Result<Report, AuditError> {
             })
         }
         Command::Image(ImageCmd::Build(b)) => {
-            let packages = image::InputPackages::read(&b.inputs)?;
-            let spec = image::ImageSpec {
-                runtime: b.runtime,
-                config: b.config,
-                kernel: b.inputs.join("vmlinuz"),
-                modules: packages.module_files(&b.inputs)?,
-                firmware: b.inputs.join("OVMF.fd"),
-                cmdline: b.cmdline,
-                launch: image::Launch {
+            let spec = image::ImageSpec::from_inputs(
+                b.runtime,
+                b.config,
+                &b.inputs,
+                b.cmdline,
+                image::Launch {
                     vcpus: b.vcpus,
                     vcpu_type: b.vcpu_type,
                     guest_features: b.guest_features,
                     vmm_type: b.vmm_type,
                 },
-                source: image::Provenance {
+                image::Provenance {
                     repository: b.repository,
                     commit: b.commit.to_ascii_lowercase(),
                     toolchain: b.toolchain,
@@ -830,9 +827,7 @@ async fn run(cli: Cli) -> Result<Report, AuditError> {
                     features: b.features,
                     dirty: b.dirty,
                 },
-                kernel_package: Some(packages.kernel),
-                firmware_package: Some(packages.firmware),
-            };
+            )?;
             let m = image::build(&spec, &b.out)?;
             let mut human = format!("image {}\n", b.out.display());
             for a in [&m.runtime, &m.config, &m.initrd, &m.kernel, &m.firmware] {

@@ -213,6 +213,34 @@ pub struct ImageSpec {
     pub firmware_package: Option<Package>,
 }
 
+impl ImageSpec {
+    /// The spec of an image of `runtime` and `config` with the pinned kernel, modules and
+    /// firmware in `inputs` (the folder `scripts/fetch-image-inputs.sh` fills, with its
+    /// `inputs.json`).
+    pub fn from_inputs(
+        runtime: PathBuf,
+        config: PathBuf,
+        inputs: &Path,
+        cmdline: String,
+        launch: Launch,
+        source: Provenance,
+    ) -> Result<Self, AuditError> {
+        let packages = InputPackages::read(inputs)?;
+        Ok(ImageSpec {
+            runtime,
+            config,
+            kernel: inputs.join(KERNEL_FILE),
+            modules: packages.module_files(inputs)?,
+            firmware: inputs.join(FIRMWARE_FILE),
+            cmdline,
+            launch,
+            source,
+            kernel_package: Some(packages.kernel),
+            firmware_package: Some(packages.firmware),
+        })
+    }
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -331,6 +359,21 @@ pub fn archive_member(entries: &[InitrdEntry], first_ino: u32) -> Result<Vec<u8>
     w.finish().map_err(bad)
 }
 
+/// The initrd's first gzip member, of `runtime` (the binary's bytes) and `modules` (file names
+/// and bytes). It does not depend on the configuration, so a caller that builds many images of
+/// one binary can compress it once and hand it to [`build_with`].
+pub fn runtime_member(
+    runtime: &[u8],
+    modules: &[(String, Vec<u8>)],
+) -> Result<Vec<u8>, AuditError> {
+    archive_member(&runtime_entries(runtime.to_vec(), modules.to_vec()), 1)
+}
+
+/// The initrd's second gzip member, of the configuration's bytes.
+pub fn config_member(config: Vec<u8>) -> Result<Vec<u8>, AuditError> {
+    archive_member(&config_entries(config), 100)
+}
+
 /// The initrd of `runtime` (the binary's bytes), `modules` (file names and bytes) and `config`
 /// (the configuration's bytes): the runtime member, then the configuration member.
 pub fn write_initrd(
@@ -338,8 +381,8 @@ pub fn write_initrd(
     modules: Vec<(String, Vec<u8>)>,
     config: Vec<u8>,
 ) -> Result<Vec<u8>, AuditError> {
-    let mut out = archive_member(&runtime_entries(runtime, modules), 1)?;
-    out.extend(archive_member(&config_entries(config), 100)?);
+    let mut out = runtime_member(&runtime, &modules)?;
+    out.extend(config_member(config)?);
     Ok(out)
 }
 
@@ -407,6 +450,16 @@ pub fn unpack_initrd(initrd: &[u8]) -> Result<(Vec<u8>, Vec<u8>), AuditError> {
 /// Builds the image of `spec` into `out` (created if missing; the files it writes are
 /// replaced) and returns its manifest, also written to `out/manifest.json`.
 pub fn build(spec: &ImageSpec, out: &Path) -> Result<Manifest, AuditError> {
+    build_with(spec, out, runtime_member)
+}
+
+/// [`build`], with the initrd's runtime member from `member`, which must return exactly
+/// [`runtime_member`] of the bytes it is given (a cache of it, for example).
+pub fn build_with(
+    spec: &ImageSpec,
+    out: &Path,
+    member: impl FnOnce(&[u8], &[(String, Vec<u8>)]) -> Result<Vec<u8>, AuditError>,
+) -> Result<Manifest, AuditError> {
     let runtime = read(&spec.runtime)?;
     let config = read(&spec.config)?;
     let kernel = read(&spec.kernel)?;
@@ -422,7 +475,8 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<Manifest, AuditError> {
             .ok_or_else(|| AuditError::Image(format!("{} is not a .ko file", p.display())))?;
         modules.push((name.to_owned(), read(p)?));
     }
-    let initrd = write_initrd(runtime.clone(), modules.clone(), config.clone())?;
+    let mut initrd = member(&runtime, &modules)?;
+    initrd.extend(config_member(config.clone())?);
     std::fs::create_dir_all(out.join(MODULES_FILE_DIR))
         .map_err(|e| AuditError::io(out.join(MODULES_FILE_DIR), e))?;
     let mut module_artifacts = Vec::new();

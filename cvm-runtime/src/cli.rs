@@ -71,7 +71,11 @@ async fn serve(args: Args, init: bool) -> anyhow::Result<()> {
     }
     #[cfg(feature = "dangerous-simulated-tee")]
     if config.file.dangerous_simulated_tee {
-        let m = hex::encode(config.simulated_measurement()?);
+        // Without a measurement, `attester()` below says why.
+        let m = config
+            .simulated_measurement()
+            .map(hex::encode)
+            .unwrap_or_else(|_| "(none given)".into());
         eprintln!(
             "WARNING: dangerous_simulated_tee is set. Evidence comes from the SIMULATED TEE, \
              whose keys are public: this runtime protects nothing. Tests and devnets only. \

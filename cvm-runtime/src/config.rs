@@ -38,17 +38,12 @@
 //!
 //! The log key, the witness policy and the operator keys decide what this runtime accepts,
 //! so they must be part of what its release measures. On hardware the configuration file is
-//! part of the measured image (initrd or kernel command line), covered by the launch
-//! measurement. With the simulated TEE there is no launch, so the runtime defines its
-//! measurement as
-//!
-//! ```text
-//! SHA-384("lucent/simulated-measurement/v1\0" ‖ the configuration file's exact bytes)
-//! ```
-//!
-//! (`simulated_measurement`): a runtime with another log key or witness policy has another
-//! measurement, and so needs another logged release. `dangerous_simulated_measurement`
-//! (hex, 48 bytes) overrides it for tests that need a fixed one.
+//! part of the measured image (the initrd `lucent-auditor image build` writes), covered by the
+//! launch measurement. The simulated TEE has no platform that measures: it reports the launch
+//! measurement it is given, which whoever launches the image computes from the image's
+//! firmware, kernel, initrd and command line (`--dangerous-simulated-launch-measurement`, as
+//! the devnet does), or the file's `dangerous_simulated_measurement` (hex, 48 bytes). Without
+//! either it has no measurement and the runtime does not start.
 //!
 //! The simulated TEE exists only in builds with the `dangerous-simulated-tee` feature. Any
 //! other build refuses a file with `attester = "simulated"` or `dangerous_simulated_tee =
@@ -67,20 +62,6 @@ use serde::Deserialize;
 pub const NO_SIMULATED_TEE: &str = "this build of lucent-cvm-runtime has no simulated TEE: \
      attester = \"simulated\" and dangerous_simulated_tee need the dangerous-simulated-tee \
      feature (tests and devnets only)";
-
-/// Domain label of the simulated measurement.
-#[cfg(feature = "dangerous-simulated-tee")]
-pub const SIMULATED_MEASUREMENT_LABEL: &[u8] = b"lucent/simulated-measurement/v1\0";
-
-/// The simulated TEE's measurement of a configuration file's exact bytes.
-#[cfg(feature = "dangerous-simulated-tee")]
-pub fn simulated_measurement(config_bytes: &[u8]) -> [u8; 48] {
-    use sha2::{Digest as _, Sha384};
-    let mut h = Sha384::new();
-    h.update(SIMULATED_MEASUREMENT_LABEL);
-    h.update(config_bytes);
-    h.finalize().into()
-}
 
 /// Which attester produces evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -212,7 +193,7 @@ pub struct FileConfig {
     /// `dangerous-simulated-tee` feature.
     #[serde(default)]
     pub dangerous_simulated_tee: bool,
-    /// Fixed simulated measurement (hex, 48 bytes) instead of the configuration's digest.
+    /// Fixed simulated measurement (hex, 48 bytes), when no launch measurement is given.
     #[serde(default)]
     pub dangerous_simulated_measurement: Option<String>,
     /// Connection limits: header and body read timeouts, per-source rate limit.
@@ -248,8 +229,6 @@ pub enum ConfigError {
 pub struct RuntimeConfig {
     /// The file as given.
     pub file: FileConfig,
-    /// The configuration file's exact bytes (the simulated measurement covers them).
-    pub raw: Vec<u8>,
     /// Trust for its own bundle: log key, witnesses, operators, vendor roots.
     pub trust: TrustSettings,
     /// Evidence policy.
@@ -306,7 +285,6 @@ impl RuntimeConfig {
             trust,
             policy,
             file,
-            raw: raw.to_vec(),
             #[cfg(feature = "dangerous-simulated-tee")]
             launch_measurement: None,
         })
@@ -335,8 +313,7 @@ impl RuntimeConfig {
     }
 
     /// The simulated measurement: the launch measurement of the image when the simulated
-    /// platform launched one, else the file's override, else [`simulated_measurement`] of the
-    /// file.
+    /// platform launched one, else the file's `dangerous_simulated_measurement`.
     #[cfg(feature = "dangerous-simulated-tee")]
     pub fn simulated_measurement(&self) -> Result<[u8; 48], ConfigError> {
         if let Some(m) = self.launch_measurement {
@@ -350,7 +327,12 @@ impl RuntimeConfig {
                 .map_err(|_| invalid())?
                 .try_into()
                 .map_err(|_| invalid()),
-            None => Ok(simulated_measurement(&self.raw)),
+            None => Err(ConfigError::Invalid(
+                "the simulated TEE measures nothing itself: launch the runtime from an image \
+                 with --dangerous-simulated-launch-measurement (the image's launch \
+                 measurement), or set dangerous_simulated_measurement"
+                    .into(),
+            )),
         }
     }
 
@@ -450,11 +432,25 @@ mod tests {
         let c = parse(text(&with, 1, SIMULATED)).unwrap();
         assert_eq!(c.file.attester, AttesterKind::Simulated);
         assert!(c.trust.snp.trusts_simulated_root());
-        assert_eq!(
-            c.simulated_measurement().unwrap(),
-            simulated_measurement(&c.raw)
-        );
-        assert_eq!(c.attester().unwrap().name(), "simulated");
+        // It measures nothing itself: without a launch measurement there is no attester.
+        let e = c.attester().err().unwrap();
+        assert!(e.to_string().contains("measures nothing itself"), "{e}");
+        let mut launched = c.clone();
+        launched
+            .dangerous_set_launch_measurement(&"ab".repeat(48))
+            .unwrap();
+        assert_eq!(launched.simulated_measurement().unwrap(), [0xab; 48]);
+        assert_eq!(launched.attester().unwrap().name(), "simulated");
+        let fixed = parse(text(
+            &with,
+            1,
+            &format!(
+                "{SIMULATED}dangerous_simulated_measurement = \"{}\"\n",
+                "cd".repeat(48)
+            ),
+        ))
+        .unwrap();
+        assert_eq!(fixed.simulated_measurement().unwrap(), [0xcd; 48]);
 
         let e = parse(text(&with, 1, "attester = \"simulated\"\n")).unwrap_err();
         assert!(

@@ -39,18 +39,8 @@
 //! and the runtime holds no operator key; the operator reads the key config from
 //! `/v1/attestation`, which only an open runtime answers, and publishes it.
 //!
-//! The measured configuration (simulated TEE, feature `dangerous-simulated-tee`): see
-//! [`config`].
-//!
-//! ```
-//! # #[cfg(feature = "dangerous-simulated-tee")] {
-//! use lucent_cvm_runtime::config::simulated_measurement;
-//! // The simulated TEE's measurement of a configuration file covers its exact bytes.
-//! let a = simulated_measurement(b"log_key = \"a\"");
-//! let b = simulated_measurement(b"log_key = \"b\"");
-//! assert_ne!(a, b);
-//! # }
-//! ```
+//! The measured configuration, and what the simulated TEE (feature
+//! `dangerous-simulated-tee`) reports as the measurement: see [`config`].
 
 pub mod api;
 pub mod attester;

@@ -220,6 +220,99 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// The CVM image's pinned kernel, modules and firmware: the folder
+/// `scripts/fetch-image-inputs.sh` fills (it fetches them on first use, from the Debian
+/// mirror apt names, and checks every digest), found once per process.
+pub fn image_inputs() -> anyhow::Result<PathBuf> {
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-image-inputs.sh");
+            let o = Command::new("bash")
+                .arg(&script)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("running {}: {e}", script.display()))?;
+            if !o.status.success() {
+                return Err(format!(
+                    "the CVM image's kernel and firmware are unavailable ({}): {}",
+                    script.display(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+            }
+            Ok(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Where this checkout's runtime came from: its commit and toolchain, built with
+/// `dangerous-simulated-tee` (what the devnet's images and releases name); found once per
+/// process.
+pub fn checkout_provenance() -> anyhow::Result<image::Provenance> {
+    static FOUND: std::sync::OnceLock<Result<image::Provenance, String>> =
+        std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| find_provenance().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+fn find_provenance() -> anyhow::Result<image::Provenance> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = |cmd: &str, args: &[&str]| -> anyhow::Result<String> {
+        let o = Command::new(cmd)
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .with_context(|| format!("running {cmd}"))?;
+        if !o.status.success() {
+            bail!("{cmd} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    Ok(image::Provenance {
+        repository: env!("CARGO_PKG_REPOSITORY").into(),
+        commit: run("git", &["rev-parse", "HEAD"])?,
+        toolchain: run("rustc", &["--version"])?,
+        target: "x86_64-unknown-linux-gnu".into(),
+        features: vec!["dangerous-simulated-tee".into()],
+        dirty: !run("git", &["status", "--porcelain", "--untracked-files=no"])?.is_empty(),
+    })
+}
+
+/// [`image::runtime_member`], compressed once per process for each distinct runtime binary
+/// and module set (gzip level 9 of a test build of the runtime takes seconds; tests build an
+/// image per configuration).
+fn cached_runtime_member(
+    runtime: &[u8],
+    modules: &[(String, Vec<u8>)],
+) -> Result<Vec<u8>, lucent_auditor::AuditError> {
+    type Members = std::collections::HashMap<[u8; 32], Vec<u8>>;
+    static MEMBERS: std::sync::Mutex<Option<Members>> = std::sync::Mutex::new(None);
+    let mut h = Sha256::new();
+    h.update((runtime.len() as u64).to_be_bytes());
+    h.update(runtime);
+    for (name, data) in modules {
+        h.update((name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        h.update((data.len() as u64).to_be_bytes());
+        h.update(data);
+    }
+    let key: [u8; 32] = h.finalize().into();
+    let mut members = MEMBERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let members = members.get_or_insert_with(Default::default);
+    if let Some(m) = members.get(&key) {
+        return Ok(m.clone());
+    }
+    let m = image::runtime_member(runtime, modules)?;
+    members.insert(key, m.clone());
+    Ok(m)
+}
+
 /// A started network.
 pub struct Devnet {
     /// Everything lives under here (kept only while the devnet lives).
@@ -255,6 +348,8 @@ pub struct Devnet {
     /// Each statement published so far with its proof (as the log's `?wait` answer gave it):
     /// what the operator puts on the CDN.
     proofs: std::sync::Mutex<std::collections::HashMap<u64, Published>>,
+    /// The image built so far for each runtime configuration text: its folder and manifest.
+    images: std::sync::Mutex<std::collections::HashMap<String, (PathBuf, image::Manifest)>>,
 }
 
 /// A running CVM runtime.
@@ -263,8 +358,10 @@ pub struct RuntimeProc {
     pub proc: Proc,
     /// Its URL.
     pub url: String,
-    /// Its configuration text (its measurement covers it).
+    /// Its configuration text (the initrd's: the launch measurement covers it).
     pub config: String,
+    /// The launch measurement of its image, which the simulated TEE reports.
+    pub measurement: Measurement,
 }
 
 /// A running gateway.
@@ -514,6 +611,7 @@ impl Devnet {
             runtime_log: "debug".into(),
             http,
             proofs: Default::default(),
+            images: Default::default(),
         })
     }
 
@@ -616,21 +714,42 @@ impl Devnet {
         text
     }
 
-    /// The simulated measurement of a configuration text.
-    pub fn measurement_of(config: &str) -> Measurement {
-        let m = lucent_cvm_runtime::config::simulated_measurement(config.as_bytes());
-        // 48 bytes is SEV-SNP's length: this cannot fail.
-        Measurement::new(Platform::SevSnp, &m).unwrap_or_else(|_| unreachable!())
+    /// The CVM image of the runtime configuration `config` around this devnet's runtime
+    /// binary, with the pinned kernel, modules and firmware ([`image_inputs`]), built on first
+    /// use into `images/<n>`: its folder and manifest.
+    pub fn image_of(&self, config: &str) -> anyhow::Result<(PathBuf, image::Manifest)> {
+        let mut images = self
+            .images
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = images.get(config) {
+            return Ok(found.clone());
+        }
+        let name = format!("config-{}", images.len());
+        let built = self.build_image(
+            &self.bins.runtime,
+            &image_inputs()?,
+            config,
+            checkout_provenance()?,
+            &name,
+        )?;
+        images.insert(config.to_owned(), built.clone());
+        Ok(built)
     }
 
-    /// A release of `measurement` valid until `not_after`, naming this devnet's model.
-    pub fn release(&self, measurement: Measurement, not_after: u64) -> Release {
-        Release {
-            version: format!("devnet-{}", now_unix()),
-            vcpus: 1,
-            model: self.model_digest,
-            ..Release::example(measurement, not_after)
-        }
+    /// The launch measurement of the image of `config` ([`Devnet::image_of`]).
+    pub fn measurement_of(&self, config: &str) -> anyhow::Result<Measurement> {
+        let (_, m) = self.image_of(config)?;
+        Ok(Measurement::new(
+            Platform::SevSnp,
+            &hex::decode(&m.measurement)?,
+        )?)
+    }
+
+    /// The release of the image of `config` ([`Devnet::image_of`]), valid until `not_after`.
+    pub fn release_for(&self, config: &str, not_after: u64) -> anyhow::Result<Release> {
+        let (_, m) = self.image_of(config)?;
+        self.release_of_image(&m, not_after)
     }
 
     /// Signs `statement` with the operator key, submits it and waits until a published
@@ -739,9 +858,9 @@ impl Devnet {
         Ok(key_ids)
     }
 
-    /// Publishes a release of `config`'s measurement, valid for a day.
+    /// Publishes the release of the image of `config`, valid for a day.
     pub fn publish_release_for(&self, config: &str) -> anyhow::Result<u64> {
-        let r = self.release(Self::measurement_of(config), now_unix() + 86_400);
+        let r = self.release_for(config, now_unix() + 86_400)?;
         self.publish(&Statement::Release(r))
     }
 
@@ -753,23 +872,11 @@ impl Devnet {
         }))
     }
 
-    /// Starts a runtime with configuration `config`, named `name`.
+    /// Starts a runtime with configuration `config`, named `name`: launches the image of
+    /// `config` ([`Devnet::image_of`], [`Devnet::launch_image`]).
     pub fn start_runtime(&self, config: &str, name: &str) -> anyhow::Result<RuntimeProc> {
-        let rdir = self.dir.path().join("runtimes").join(name);
-        std::fs::create_dir_all(&rdir)?;
-        let path = rdir.join("runtime.toml");
-        std::fs::write(&path, config)?;
-        let mut cmd = Command::new(&self.bins.runtime);
-        cmd.arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", &self.runtime_log);
-        let mut proc = Proc::spawn(cmd, &self.dir.path().join("logs"), name)?;
-        let url = proc.wait_listening(Duration::from_secs(30))?;
-        Ok(RuntimeProc {
-            proc,
-            url,
-            config: config.to_owned(),
-        })
+        let (dir, _) = self.image_of(config)?;
+        self.launch_image(&dir, name)
     }
 
     /// Builds the CVM image of `config` around the runtime binary `runtime` into the
@@ -787,25 +894,20 @@ impl Devnet {
         std::fs::create_dir_all(&dir)?;
         let config_path = dir.join("input-runtime.toml");
         std::fs::write(&config_path, config)?;
-        let packages = image::InputPackages::read(inputs)?;
-        let spec = image::ImageSpec {
-            runtime: runtime.to_owned(),
-            config: config_path,
-            kernel: inputs.join("vmlinuz"),
-            modules: packages.module_files(inputs)?,
-            firmware: inputs.join("OVMF.fd"),
-            cmdline: image::DEFAULT_CMDLINE.into(),
-            launch: image::Launch {
+        let spec = image::ImageSpec::from_inputs(
+            runtime.to_owned(),
+            config_path,
+            inputs,
+            image::DEFAULT_CMDLINE.into(),
+            image::Launch {
                 vcpus: 1,
                 vcpu_type: "EPYC-v4".into(),
                 guest_features: 1,
                 vmm_type: "qemu".into(),
             },
             source,
-            kernel_package: Some(packages.kernel),
-            firmware_package: Some(packages.firmware),
-        };
-        let manifest = image::build(&spec, &dir)?;
+        )?;
+        let manifest = image::build_with(&spec, &dir, cached_runtime_member)?;
         Ok((dir, manifest))
     }
 
@@ -841,7 +943,7 @@ impl Devnet {
     /// the folder, for the manifest's VM shape; the manifest's own measurement is not
     /// trusted), and what runs is the initrd's `/init` with the initrd's configuration; the
     /// simulated TEE reports that launch measurement. Returns the runtime and the measurement.
-    pub fn launch_image(&self, dir: &Path, name: &str) -> anyhow::Result<(RuntimeProc, String)> {
+    pub fn launch_image(&self, dir: &Path, name: &str) -> anyhow::Result<RuntimeProc> {
         let manifest: image::Manifest =
             serde_json::from_slice(&std::fs::read(dir.join(image::MANIFEST_FILE))?)?;
         let measured = lucent_auditor::measure::measure(&image::measure_inputs(
@@ -854,14 +956,22 @@ impl Devnet {
             image::unpack_initrd(&std::fs::read(dir.join(image::INITRD_FILE))?)?;
         let rdir = self.dir.path().join("runtimes").join(name);
         std::fs::create_dir_all(&rdir)?;
-        let init = rdir.join("init");
-        std::fs::write(&init, &runtime)?;
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o555))?;
-        }
         let config_path = rdir.join("runtime.toml");
         std::fs::write(&config_path, &config)?;
+        // The initrd's `/init`, written once per distinct binary (named by its digest): many
+        // runtimes of one devnet run the same binary.
+        let init = self
+            .dir
+            .path()
+            .join("runtimes")
+            .join(format!("init-{}", hex::encode(Sha256::digest(&runtime))));
+        if !init.exists() {
+            use std::os::unix::fs::PermissionsExt as _;
+            let tmp = rdir.join("init.tmp");
+            std::fs::write(&tmp, &runtime)?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
+            std::fs::rename(&tmp, &init)?;
+        }
         let mut cmd = Command::new(&init);
         cmd.arg("--config")
             .arg(&config_path)
@@ -872,14 +982,12 @@ impl Devnet {
             .env("RUST_LOG", &self.runtime_log);
         let mut proc = Proc::spawn(cmd, &self.dir.path().join("logs"), name)?;
         let url = proc.wait_listening(Duration::from_secs(30))?;
-        Ok((
-            RuntimeProc {
-                proc,
-                url,
-                config: String::from_utf8(config)?,
-            },
-            measurement,
-        ))
+        Ok(RuntimeProc {
+            proc,
+            url,
+            config: String::from_utf8(config)?,
+            measurement: Measurement::new(Platform::SevSnp, &measured.measurement)?,
+        })
     }
 
     /// Polls `/v1/status` until the runtime has finished booting (open, or closed for a

@@ -121,7 +121,7 @@ fn assert_closed(net: &Devnet, rt: &mut RuntimeProc, code: &str) {
     let status = net.wait_settled(rt).unwrap();
     assert_eq!(status["state"], "closed", "{status}");
     assert_eq!(status["code"], code, "{status}");
-    let measurement = Devnet::measurement_of(&rt.config).to_hex();
+    let measurement = rt.measurement.to_hex();
     assert_eq!(status["measurement"], measurement.as_str());
     let http = net.http();
     let nonce = B64.encode([7u8; 32]);
@@ -187,7 +187,7 @@ fn revoked_release_gets_no_key() {
         ..RuntimeSettings::default()
     });
     net.publish_release_for(&config).unwrap();
-    net.revoke(Devnet::measurement_of(&config), "test: withdrawn")
+    net.revoke(net.measurement_of(&config).unwrap(), "test: withdrawn")
         .unwrap();
     let mut rt = net.start_runtime(&config, "revoked").unwrap();
     assert_closed(&net, &mut rt, "revoked");
@@ -211,7 +211,7 @@ fn revocation_after_open_closes_on_the_next_check() {
         .ask("/v1/summarize", "the meeting moved to Friday", Some(2))
         .expect("open runtime answers");
 
-    let measurement = Devnet::measurement_of(&rt.config);
+    let measurement = rt.measurement.clone();
     net.revoke(measurement.clone(), "test: withdrawn after boot")
         .unwrap();
     let status = status_until(&net, &rt, std::time::Duration::from_secs(30), |v| {
@@ -249,7 +249,7 @@ fn expired_release_gets_no_key() {
         label: "expired".into(),
         ..RuntimeSettings::default()
     });
-    let r = net.release(Devnet::measurement_of(&config), now_unix() - 60);
+    let r = net.release_for(&config, now_unix() - 60).unwrap();
     net.publish(&Statement::Release(r)).unwrap();
     let mut rt = net.start_runtime(&config, "expired").unwrap();
     assert_closed(&net, &mut rt, "expired");
@@ -582,7 +582,7 @@ fn witness_outage_keeps_the_runtime_open_within_the_grace_period_then_closes() {
         label: "entry during the outage".into(),
         ..RuntimeSettings::default()
     });
-    let r = net.release(Devnet::measurement_of(&other), now_unix() + 86_400);
+    let r = net.release_for(&other, now_unix() + 86_400).unwrap();
     let note = Statement::Release(r).sign(&net.operator).unwrap();
     let resp = net
         .http()
@@ -621,8 +621,10 @@ fn log_unreachable_still_closes_at_not_after() {
         ..RuntimeSettings::default()
     };
     let config = net.runtime_config(&settings);
+    // The image first: building it takes longer than the release is valid.
+    net.image_of(&config).unwrap();
     let not_after = now_unix() + 8;
-    let r = net.release(Devnet::measurement_of(&config), not_after);
+    let r = net.release_for(&config, not_after).unwrap();
     net.publish(&Statement::Release(r)).unwrap();
     let mut rt = net.start_runtime(&config, "log-gone").unwrap();
     let status = net.wait_settled(&mut rt).unwrap();
@@ -724,7 +726,7 @@ fn lagging_replica_keeps_the_runtime_open_within_the_grace_period_then_closes() 
         label: "entry after the replica's checkpoint".into(),
         ..RuntimeSettings::default()
     });
-    let r = net.release(Devnet::measurement_of(&other), now_unix() + 86_400);
+    let r = net.release_for(&other, now_unix() + 86_400).unwrap();
     net.publish(&Statement::Release(r)).unwrap();
     let newest = String::from_utf8(checkpoint(&net.log_url)).unwrap();
     let newest_size: u64 = newest.lines().nth(1).unwrap().parse().unwrap();

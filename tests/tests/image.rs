@@ -347,66 +347,49 @@ fn hex32(h: &str) -> [u8; 32] {
     hex::decode(h).unwrap().try_into().unwrap()
 }
 
-/// The pinned kernel and AmdSev firmware (`scripts/fetch-image-inputs.sh`), or why not.
-fn image_inputs() -> Result<PathBuf, String> {
-    let o = Command::new("bash")
-        .arg(repo().join("scripts/fetch-image-inputs.sh"))
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !o.status.success() {
-        return Err(text(&o));
-    }
-    Ok(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-}
-
 /// On the simulated platform the CVM runs from an image, and the measurement is the launch
-/// measurement of that image: the logged image opens; the same configuration with a runtime
-/// binary one byte longer measures differently and stays closed.
+/// measurement of that image: the logged image opens; a configuration one byte longer
+/// measures differently; the same configuration with a runtime binary one byte longer
+/// measures differently and stays closed.
 #[test]
 fn a_cvm_whose_binary_is_not_the_logged_one_stays_closed() {
-    let inputs = match image_inputs() {
-        Ok(d) => d,
-        Err(why) => {
-            println!("SKIPPED: a_cvm_whose_binary_is_not_the_logged_one_stays_closed: {why}");
-            return;
-        }
-    };
+    let inputs = lucent_tests::net::image_inputs().unwrap();
     let net = Devnet::start(bins(), DevnetOptions::default()).unwrap();
     let config = net.runtime_config(&RuntimeSettings {
         label: "image".into(),
         ..RuntimeSettings::default()
     });
-    let source = lucent_auditor::image::Provenance {
-        repository: env!("CARGO_PKG_REPOSITORY").into(),
-        commit: "11".repeat(20),
-        toolchain: String::new(),
-        target: "x86_64-unknown-linux-gnu".into(),
-        features: vec!["dangerous-simulated-tee".into()],
-        dirty: true,
-    };
-    let runtime = bins().runtime;
-    let (logged_dir, logged) = net
-        .build_image(&runtime, &inputs, &config, source.clone(), "logged")
-        .unwrap();
-    let release = net
-        .release_of_image(&logged, lucent_tests::net::now_unix() + 86_400)
-        .unwrap();
-    net.publish(&Statement::Release(release)).unwrap();
+    let (logged_dir, logged) = net.image_of(&config).unwrap();
+    net.publish_release_for(&config).unwrap();
 
+    // One byte more of configuration: another initrd, another measurement.
+    let (_, longer) = net.image_of(&format!("{config}\n")).unwrap();
+    assert_eq!(longer.runtime.sha256, logged.runtime.sha256);
+    assert_ne!(longer.config.sha256, logged.config.sha256);
+    assert_ne!(longer.initrd.sha256, logged.initrd.sha256);
+    assert_ne!(longer.measurement, logged.measurement);
+
+    let runtime = bins().runtime;
     let mut bytes = std::fs::read(&runtime).unwrap();
     bytes.push(0);
     let other_bin = logged_dir.with_file_name("runtime-one-byte-longer");
     std::fs::write(&other_bin, &bytes).unwrap();
     let (other_dir, other) = net
-        .build_image(&other_bin, &inputs, &config, source, "other")
+        .build_image(
+            &other_bin,
+            &inputs,
+            &config,
+            lucent_tests::net::checkout_provenance().unwrap(),
+            "other",
+        )
         .unwrap();
     assert_eq!(other.config.sha256, logged.config.sha256);
     assert_ne!(other.runtime.sha256, logged.runtime.sha256);
     assert_ne!(other.initrd.sha256, logged.initrd.sha256);
     assert_ne!(other.measurement, logged.measurement);
 
-    let (mut rt, measured) = net.launch_image(&other_dir, "other").unwrap();
-    assert_eq!(measured, other.measurement);
+    let mut rt = net.launch_image(&other_dir, "other").unwrap();
+    assert_eq!(rt.measurement.to_hex(), other.measurement);
     let status = net.wait_settled(&mut rt).unwrap();
     assert_eq!(status["state"], "closed", "{status}");
     assert_eq!(status["code"], "not_logged", "{status}");
@@ -416,8 +399,8 @@ fn a_cvm_whose_binary_is_not_the_logged_one_stays_closed() {
         "{status}"
     );
 
-    let (mut rt, measured) = net.launch_image(&logged_dir, "logged").unwrap();
-    assert_eq!(measured, logged.measurement);
+    let mut rt = net.launch_image(&logged_dir, "logged").unwrap();
+    assert_eq!(rt.measurement.to_hex(), logged.measurement);
     let status = net.wait_settled(&mut rt).unwrap();
     assert_eq!(status["state"], "open", "{status}");
     assert_eq!(

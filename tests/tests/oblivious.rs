@@ -381,7 +381,7 @@ fn every_failure_names_its_party() {
     );
 
     // A CVM that closed after the client verified it: its own refusal, through the gateway.
-    net.revoke(Devnet::measurement_of(&rt.config), "test: withdrawn")
+    net.revoke(rt.measurement.clone(), "test: withdrawn")
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let e = loop {

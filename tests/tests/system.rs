@@ -121,7 +121,7 @@ fn scenarios(backend: Backend, fork_backend: Backend) {
         refused_code(rt.block_on(alice.attest(&unlogged.url)).unwrap_err());
     assert_eq!((status, code.as_str()), (503, "not_logged"), "{message}");
     assert!(
-        message.contains(&Devnet::measurement_of(&unlogged.config).to_hex()),
+        message.contains(&unlogged.measurement.to_hex()),
         "{message}"
     );
 
@@ -153,14 +153,16 @@ fn scenarios(backend: Backend, fork_backend: Backend) {
     // Revoked release: the CVM opened before the revocation (it re-checks only every
     // few minutes); the client finds the revocation in the log and refuses.
     let revoked = open_cvm(&net, "revoked", true);
-    net.revoke(Devnet::measurement_of(&revoked.config), "test: withdrawn")
+    net.revoke(revoked.measurement.clone(), "test: withdrawn")
         .unwrap();
     let err = bundle_error(rt.block_on(alice.attest(&revoked.url)).unwrap_err());
     assert!(matches!(err, BundleError::ReleaseRevoked { .. }), "{err}");
 
     // Expired release: valid for a few seconds, then past its not-after.
     let expiring_config = config(&net, "expired");
-    let release = net.release(Devnet::measurement_of(&expiring_config), now_unix() + 4);
+    // The image first: building it takes longer than the release is valid.
+    net.image_of(&expiring_config).unwrap();
+    let release = net.release_for(&expiring_config, now_unix() + 4).unwrap();
     net.publish(&Statement::Release(release)).unwrap();
     let mut expiring = net.start_runtime(&expiring_config, "expired").unwrap();
     let status = net.wait_settled(&mut expiring).unwrap();

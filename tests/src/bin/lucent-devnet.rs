@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use lucent_client::{Client, Task};
-use lucent_tests::net::{now_unix, Bins, Devnet, DevnetOptions, RuntimeSettings};
+use lucent_tests::net::{
+    checkout_provenance, now_unix, Bins, Devnet, DevnetOptions, RuntimeSettings,
+};
 use lucent_verifier::bundle::{BundleStep, EvidenceVerdict};
 use lucent_verifier::encapsulation::MIN_REQUEST_BYTES;
 use sha2::{Digest as _, Sha256};
@@ -152,8 +154,13 @@ fn run() -> anyhow::Result<()> {
         ..RuntimeSettings::default()
     };
     let config = net.runtime_config(&settings);
-    let (image_dir, manifest) =
-        net.build_image(&image_runtime, &image_inputs, &config, provenance()?, "cvm")?;
+    let (image_dir, manifest) = net.build_image(
+        &image_runtime,
+        &image_inputs,
+        &config,
+        checkout_provenance()?,
+        "cvm",
+    )?;
     step(format!(
         "image {}: the runtime binary and this configuration in an initrd, with the pinned \
          kernel and firmware",
@@ -166,10 +173,10 @@ fn run() -> anyhow::Result<()> {
          the log's:"
     ));
     print_digests(&net, &manifest, index)?;
-    let (mut rt, launched) = net.launch_image(&image_dir, "cvm")?;
+    let mut rt = net.launch_image(&image_dir, "cvm")?;
     step(format!(
         "launched the image's /init; the simulated platform measured {}…",
-        &launched[..24]
+        &rt.measurement.to_hex()[..24]
     ));
     let status = net.wait_settled(&mut rt)?;
     if status["state"] != "open" {
@@ -366,28 +373,6 @@ fn run() -> anyhow::Result<()> {
     drop(rt);
     drop(net);
     Ok(())
-}
-
-/// Where the devnet's runtime came from: this checkout's commit and toolchain.
-fn provenance() -> anyhow::Result<lucent_auditor::image::Provenance> {
-    let run = |cmd: &str, args: &[&str]| -> anyhow::Result<String> {
-        let o = std::process::Command::new(cmd)
-            .args(args)
-            .output()
-            .with_context(|| format!("running {cmd}"))?;
-        if !o.status.success() {
-            bail!("{cmd} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        }
-        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    Ok(lucent_auditor::image::Provenance {
-        repository: env!("CARGO_PKG_REPOSITORY").into(),
-        commit: run("git", &["rev-parse", "HEAD"])?,
-        toolchain: run("rustc", &["--version"])?,
-        target: "x86_64-unknown-linux-gnu".into(),
-        features: vec!["dangerous-simulated-tee".into()],
-        dirty: !run("git", &["status", "--porcelain", "--untracked-files=no"])?.is_empty(),
-    })
 }
 
 /// The image's digests beside those of the release the log holds for its measurement.
