@@ -7,9 +7,10 @@
 //!
 //! Needs git, `qemu-system-x86_64` and Debian's `ovmf` (the QEMU boot, see below), and the
 //! pinned kernel and AmdSev firmware (`scripts/fetch-image-inputs.sh`); `scripts/test.sh`
-//! installs and fetches them. The builds share one cargo target folder
-//! (`target/image-test`, or `LUCENT_IMAGE_TARGET_DIR`): the registry dependencies compile
-//! once, every crate of the workspace compiles again from each clone's own sources.
+//! installs and fetches them. The operator's and the auditor's builds share nothing compiled:
+//! each has its own cargo target folder (`operator` and `auditor` under `target/image-test`,
+//! or under `LUCENT_IMAGE_TARGET_DIR`), so each compiles every dependency (a cold release
+//! build takes about a quarter of an hour on two cores).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -24,12 +25,13 @@ fn bins() -> Bins {
     lucent_tests::test_bins!()
 }
 
-/// The cargo target folder both builds share: `LUCENT_IMAGE_TARGET_DIR`, else
-/// `target/image-test`.
-fn image_target() -> PathBuf {
+/// The cargo target folder of `who`'s build (the operator's, the auditor's): a folder of
+/// its own under `LUCENT_IMAGE_TARGET_DIR`, else under `target/image-test`.
+fn image_target(who: &str) -> PathBuf {
     std::env::var_os("LUCENT_IMAGE_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target/image-test"))
+        .join(who)
 }
 
 fn repo() -> PathBuf {
@@ -82,7 +84,8 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
 
-/// `scripts/build-image.sh` of `clone`, with the shared target folder and the test's auditor.
+/// `scripts/build-image.sh` of `clone`, with the operator's target folder and the test's
+/// auditor.
 fn build_image(clone: &Path, config: &Path, out: &Path) -> Manifest {
     let started = Instant::now();
     let o = Command::new("bash")
@@ -91,7 +94,7 @@ fn build_image(clone: &Path, config: &Path, out: &Path) -> Manifest {
         .arg(config)
         .arg("--out")
         .arg(out)
-        .env("LUCENT_IMAGE_TARGET_DIR", image_target())
+        .env("LUCENT_IMAGE_TARGET_DIR", image_target("operator"))
         .env("LUCENT_AUDITOR", bins().auditor)
         .output()
         .unwrap();
@@ -106,11 +109,12 @@ fn build_image(clone: &Path, config: &Path, out: &Path) -> Manifest {
         .0
 }
 
+/// `lucent-auditor --json ARGS`; its rebuilds use the auditor's own target folder.
 fn auditor_json(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     let o = Command::new(bins().auditor)
         .arg("--json")
         .args(args)
-        .env("LUCENT_IMAGE_TARGET_DIR", image_target())
+        .env("LUCENT_IMAGE_TARGET_DIR", image_target("auditor"))
         .env("LUCENT_AUDITOR", bins().auditor)
         .output()
         .unwrap();
@@ -243,15 +247,17 @@ fn image_is_reproducible_verifiable_and_boots() {
         .unwrap()
         .0;
     println!(
-        "build A ({}): runtime {} initrd {} measurement {}",
+        "build A ({}, target {}): runtime {} initrd {} measurement {}",
         clone_a.display(),
+        image_target("operator").display(),
         a.runtime.sha256,
         a.initrd.sha256,
         a.measurement
     );
     println!(
-        "build B ({}): runtime {} initrd {} measurement {}",
+        "build B ({}, target {}): runtime {} initrd {} measurement {}",
         work_b.join("src").display(),
+        image_target("auditor").display(),
         b.runtime.sha256,
         b.initrd.sha256,
         b.measurement
