@@ -183,12 +183,17 @@ pub enum SnpPolicyViolation {
 /// signature verification in the AMD CPU ROM microcode patch loader, which let a local
 /// administrator load malicious microcode under SEV-SNP). AMD's fix is a firmware update
 /// whose SNP SPL attestation reports: at least 0x18 (24) on Milan and 0x17 (23) on Genoa.
-/// The microcode floors are the lowest fixed patch level across each product's steppings
-/// (Milan-X `0x0A001244`: SPL 0x44; Genoa-X `0x0A10124F`: SPL 0x4F; Milan's and Genoa's own
-/// fixed patches, `0x0A0011DB` and `0x0A101154`, are higher), so that no fixed part is
-/// refused; the SNP SPL is the bar. The bulletin names no Turin values (Zen 5 was not
-/// affected by it), so Turin has no floor here: set one from later bulletins. The simulated
-/// TEE has none.
+/// The microcode floors are the lowest fixed patch level across the parts that attest under
+/// each product's AMD root, whose microcode SPL is the patch level's low byte: Milan-X
+/// `0x0A001244` (SPL 0x44; Milan's own `0x0A0011DB` is higher) and, under Genoa's root,
+/// the Zen 4c parts Bergamo and Siena (AMD's key distribution service issues their VCEKs
+/// under Genoa), CPUID family 19h model A0h, `0x0AA00219` (SPL 0x19; Genoa's `0x0A101154`
+/// and Genoa-X's `0x0A10124F` are higher). So no fixed part is refused; the SNP SPL is the
+/// bar. (The same fixed patch levels are in fwupd's EntrySign table and in Linux's
+/// microcode loader, `arch/x86/kernel/cpu/microcode/amd.c`.)
+///
+/// The bulletin names no Turin values (Zen 5 was not affected by it), so Turin has no floor
+/// here: set one from later bulletins. The simulated TEE has none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcbFloors {
     /// Milan (3rd generation EPYC).
@@ -225,7 +230,7 @@ impl TcbFloors {
     /// AMD-SB-3019 (CVE-2024-56161). See the type's documentation for the values' sources.
     pub const AMD_SB_3019: TcbFloors = TcbFloors {
         milan: snp_and_microcode(0x18, 0x44),
-        genoa: snp_and_microcode(0x17, 0x4f),
+        genoa: snp_and_microcode(0x17, 0x19),
         turin: TURIN_ZERO,
         source: "AMD-SB-3019, CVE-2024-56161",
     };
@@ -500,5 +505,52 @@ impl SnpPolicy {
             self.author_key_digest,
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TCB of Milan's or Genoa's layout with the given SNP and microcode SPLs and boot
+    /// loader and TEE SPLs that any shipped firmware exceeds.
+    fn tcb(snp: u8, microcode: u8) -> TcbVersion {
+        TcbVersion {
+            bootloader: 9,
+            tee: 9,
+            ..snp_and_microcode(snp, microcode)
+        }
+    }
+
+    #[test]
+    fn every_fixed_part_under_a_root_passes_its_floor_and_unfixed_firmware_does_not() {
+        let floors = TcbFloors::default();
+        let genoa = floors.for_product(Product::Genoa);
+        let milan = floors.for_product(Product::Milan);
+        // The SB-3019 fixed microcode of each part, as its SPL (the patch level's low byte),
+        // with the fixed SNP firmware.
+        for (part, floor, snp, microcode) in [
+            ("Milan 0x0A0011DB", milan, 0x18, 0xdb),
+            ("Milan-X 0x0A001244", milan, 0x18, 0x44),
+            ("Genoa 0x0A101154", genoa, 0x17, 0x54),
+            ("Genoa-X 0x0A10124F", genoa, 0x17, 0x4f),
+            ("Bergamo/Siena 0x0AA00219", genoa, 0x17, 0x19),
+        ] {
+            assert_eq!(tcb(snp, microcode).first_below(&floor), None, "{part}");
+        }
+        // SNP firmware from before the fix, whatever the microcode.
+        assert_eq!(
+            tcb(0x16, 0x54).first_below(&genoa),
+            Some(("snp", 0x16, 0x17))
+        );
+        assert_eq!(
+            tcb(0x17, 0xdb).first_below(&milan),
+            Some(("snp", 0x17, 0x18))
+        );
+        // Bergamo/Siena microcode from before the fix (`0x0AA00215`, an older BIOS).
+        assert_eq!(
+            tcb(0x17, 0x15).first_below(&genoa),
+            Some(("microcode", 0x15, 0x19))
+        );
     }
 }
