@@ -653,6 +653,13 @@ fn publish_signs_submits_and_checks_inclusion() {
     let fw = firmware.to_str().unwrap();
     let model = "33".repeat(32);
     let commit = "44".repeat(20);
+    // An absolute not-after: "+1d" twice, a second apart, would be two statements.
+    let not_after = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 86_400)
+        .to_string();
     release.extend([
         "--platform",
         "tdx",
@@ -669,7 +676,7 @@ fn publish_signs_submits_and_checks_inclusion() {
         "--model",
         &model,
         "--not-after",
-        "+1d",
+        &not_after,
     ]);
     let (code, v, err) = auditor_json(&release);
     assert_eq!(code, 0, "{v} {err}");
